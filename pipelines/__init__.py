@@ -1,0 +1,1 @@
+"""The post lifecycle: storage, ingest, dedupe, classify, route, review, outbox and LAPOR! senders."""
