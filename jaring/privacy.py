@@ -1,0 +1,39 @@
+"""Masking of personal data (phone numbers, NIK, e-mail addresses) in logs and exports."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+# NIK: the 16-digit Indonesian national identity number.
+_NIK = re.compile(r"(?<!\d)(\d{6})\d{10}(?!\d)")
+# Indonesian phone numbers: +62 / 62 / 0 then 8-13 digits, optionally split by spaces, dots or dashes.
+_PHONE = re.compile(r"(?<![\w+])(?:\+62|62|0)[\s.-]?8(?:[\s.-]?\d){7,12}(?!\d)")
+_EMAIL = re.compile(r"\b([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})\b")
+
+
+def mask_pii(text: str) -> str:
+    """Mask NIK, phone numbers and e-mail addresses, keeping just enough to recognise the kind."""
+    if not text:
+        return text
+    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+    text = _NIK.sub(lambda m: f"{m.group(1)}**********", text)
+    text = _PHONE.sub(lambda m: _mask_phone(m.group(0)), text)
+    return text
+
+
+def _mask_phone(number: str) -> str:
+    digits = re.sub(r"\D", "", number)
+    return f"{digits[:4]}****{digits[-2:]}"
+
+
+class PiiMaskingFilter(logging.Filter):
+    """A logging filter that masks personal data in every record's final message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_pii(message)
+        if masked != message:
+            record.msg = masked
+            record.args = None
+        return True
