@@ -1,0 +1,18 @@
+# One image for web, worker and beat. Build context: this repository.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml constraints.txt README.md ./
+COPY jaring ./jaring
+COPY harvester ./harvester
+COPY classifier ./classifier
+COPY pipelines ./pipelines
+COPY review ./review
+COPY standins ./standins
+COPY config ./config
+COPY models ./models
+RUN pip install -c constraints.txt . && useradd --create-home jaring && mkdir -p /app/data && chown jaring /app/data
+USER jaring
+ENV JARING_DATA_DIR=/app/data JARING_MODELS_DIR=/app/models
+EXPOSE 8000
+CMD ["jaring", "serve"]
