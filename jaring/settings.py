@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     lapor_api_token: SecretStr | None = None
     lapor_public_url: str = "https://www.lapor.go.id/pengaduan"
 
+    classify_sweep_seconds: float = 60.0
     http_timeout_seconds: float = 15.0
     max_post_chars: int = 20_000
     web_host: str = "127.0.0.1"

@@ -41,5 +41,5 @@ def schedule_classification(post_ids: list[int]) -> None:
 
 
 def beat_schedule(settings: Settings) -> dict[str, Any]:
-    """Catch up on unclassified posts every minute."""
-    return {"classify-sweep": {"task": "jaring.classify.sweep", "schedule": 60.0}}
+    """Catch up on unclassified posts (every minute by default)."""
+    return {"classify-sweep": {"task": "jaring.classify.sweep", "schedule": settings.classify_sweep_seconds}}
