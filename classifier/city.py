@@ -87,7 +87,6 @@ class City:
         return best
 
 
-
 def _compile(names: list[str]) -> re.Pattern[str]:
     # Longest names first so "Oesapa Barat" wins over "Oesapa"; spaces match any whitespace.
     parts = [re.escape(n.lower()).replace(r"\ ", r"\s+") for n in sorted(set(names), key=len, reverse=True)]

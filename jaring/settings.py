@@ -66,8 +66,13 @@ class Settings(BaseSettings):
 
     def require_production_secrets(self) -> None:
         """Refuse to serve in production with the development secret key."""
-        if self.environment == "production" and self.secret_key.get_secret_value() in ("", DEFAULT_SECRET_KEY):
-            raise ValueError("JARING_SECRET_KEY must be set to a real secret when JARING_ENVIRONMENT=production")
+        if self.environment == "production" and self.secret_key.get_secret_value() in (
+            "",
+            DEFAULT_SECRET_KEY,
+        ):
+            raise ValueError(
+                "JARING_SECRET_KEY must be set to a real secret when JARING_ENVIRONMENT=production"
+            )
         if self.environment == "production" and len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("JARING_SECRET_KEY must be at least 32 characters in production")
 

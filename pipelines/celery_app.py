@@ -26,8 +26,9 @@ import importlib
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
 
+from jaring.logs import mask_handlers
 from jaring.settings import Settings, get_settings
 
 TASK_MODULES = ("pipelines.tasks.harvest", "pipelines.tasks.classify", "pipelines.tasks.forward")
@@ -101,3 +102,10 @@ def _fresh_database_pool(**_: Any) -> None:
     from jaring.db import reset_engine
 
     reset_engine()
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _mask_personal_data(logger: Any, **_: Any) -> None:
+    # Post texts can carry phone numbers, NIK and e-mails: mask them on every Celery log handler.
+    mask_handlers(logger)

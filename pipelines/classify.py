@@ -90,7 +90,8 @@ def classify_posts(
         if location is not None:
             post.kecamatan, post.kelurahan = location.kecamatan, location.kelurahan
         post.priority = priority_for(
-            relevance_scores=prediction.scores.get("relevance", {}), is_duplicate=post.duplicate_of_id is not None
+            relevance_scores=prediction.scores.get("relevance", {}),
+            is_duplicate=post.duplicate_of_id is not None,
         )
         if post.status == PostStatus.NEW.value:
             post.status = PostStatus.QUEUED.value
@@ -116,5 +117,7 @@ def _apply_policy(*, session: Session, post_ids: list[int], settings: Settings) 
 def pending_post_ids(*, session: Session, limit: int = 1000) -> list[int]:
     """Ids of stored posts that were never classified."""
     return list(
-        session.scalars(select(Post.id).where(Post.status == PostStatus.NEW.value).order_by(Post.id).limit(limit))
+        session.scalars(
+            select(Post.id).where(Post.status == PostStatus.NEW.value).order_by(Post.id).limit(limit)
+        )
     )

@@ -42,11 +42,22 @@ class ComplaintDraft:
         """Plain dict of the draft's fields."""
         return asdict(self)
 
-    def to_complaint(self, *, post_id: int | None, created_by_id: int | None = None, auto: bool = False,
-                     model_version: str = "") -> Complaint:
+    def to_complaint(
+        self,
+        *,
+        post_id: int | None,
+        created_by_id: int | None = None,
+        auto: bool = False,
+        model_version: str = "",
+    ) -> Complaint:
         """A Complaint row from this draft (not added to any session)."""
-        return Complaint(post_id=post_id, created_by_id=created_by_id, auto=auto, model_version=model_version,
-                         **self.as_dict())
+        return Complaint(
+            post_id=post_id,
+            created_by_id=created_by_id,
+            auto=auto,
+            model_version=model_version,
+            **self.as_dict(),
+        )
 
 
 def clean_text(text: str) -> str:
@@ -83,7 +94,9 @@ def draft_from_post(*, post: Post, city: City) -> ComplaintDraft:
     if post.url:
         source_line += f" — {post.url}"
     body = clean_text(post.text)[:BODY_MAX]
-    place = ", ".join(p for p in (f"Kel. {kelurahan}" if kelurahan else "", f"Kec. {kecamatan}" if kecamatan else "") if p)
+    place = ", ".join(
+        p for p in (f"Kel. {kelurahan}" if kelurahan else "", f"Kec. {kecamatan}" if kecamatan else "") if p
+    )
     return ComplaintDraft(
         title=make_title(post.text, (topic or "lainnya").replace("_", " ")),
         body=f"{body}\n\n{source_line}",
@@ -96,6 +109,9 @@ def draft_from_post(*, post: Post, city: City) -> ComplaintDraft:
         kelurahan=kelurahan,
         location_text=f"{place}, {city.name}" if place else city.name,
         incident_date=when,
-        attachments=[{"type": m.get("type", ""), "url": m.get("url", "")} for m in (post.media or [])
-                     if isinstance(m, dict) and m.get("url")],
+        attachments=[
+            {"type": m.get("type", ""), "url": m.get("url", "")}
+            for m in (post.media or [])
+            if isinstance(m, dict) and m.get("url")
+        ],
     )

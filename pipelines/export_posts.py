@@ -11,9 +11,25 @@ from sqlalchemy.orm import Session
 from jaring.privacy import mask_pii
 from pipelines.models import Post
 
-EXPORT_FIELDS = ("id", "platform", "external_id", "kind", "author_handle", "url", "status", "relevance",
-                 "relevance_score", "topic", "topic_score", "agency", "agency_score", "kecamatan", "kelurahan",
-                 "dup_group_id", "duplicate_of_id")
+EXPORT_FIELDS = (
+    "id",
+    "platform",
+    "external_id",
+    "kind",
+    "author_handle",
+    "url",
+    "status",
+    "relevance",
+    "relevance_score",
+    "topic",
+    "topic_score",
+    "agency",
+    "agency_score",
+    "kecamatan",
+    "kelurahan",
+    "dup_group_id",
+    "duplicate_of_id",
+)
 
 
 def write_posts_jsonl(*, session: Session, path: Path, limit: int | None = None, batch: int = 1000) -> int:

@@ -182,7 +182,9 @@ class CeleryProcesses:
         self.procs: list[tuple[object, Path]] = []
 
     def _env(self, database_url: str, broker_url: str, extra_env: dict[str, str] | None) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("JARING_") or k.startswith("JARING_TEST_")}
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith("JARING_") or k.startswith("JARING_TEST_")
+        }
         env.update(
             JARING_DATABASE_URL=database_url,
             JARING_BROKER_URL=broker_url,
@@ -201,7 +203,10 @@ class CeleryProcesses:
         log = log_path.open("wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "pipelines.celery_app", *args],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.procs.append((proc, log_path))
         return proc, log_path
@@ -218,12 +223,26 @@ class CeleryProcesses:
     ):  # type: ignore[no-untyped-def]
         """Start a worker; by default wait until it logs that it is ready."""
         proc, log_path = self._spawn(
-            ["worker", "-Q", queues, "-c", str(concurrency), "--without-gossip", "--without-mingle",
-             "--without-heartbeat", "-n", f"test-{uuid.uuid4().hex[:8]}@%h", "--loglevel=INFO"],
-            self._env(database_url, broker_url, extra_env), "worker",
+            [
+                "worker",
+                "-Q",
+                queues,
+                "-c",
+                str(concurrency),
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"test-{uuid.uuid4().hex[:8]}@%h",
+                "--loglevel=INFO",
+            ],
+            self._env(database_url, broker_url, extra_env),
+            "worker",
         )
         if wait_ready:
-            wait_for(lambda: b"ready." in log_path.read_bytes() or proc.poll() is not None, 60, what="worker ready")
+            wait_for(
+                lambda: b"ready." in log_path.read_bytes() or proc.poll() is not None, 60, what="worker ready"
+            )
             assert proc.poll() is None, log_path.read_text(errors="replace")
         return proc
 
@@ -232,7 +251,8 @@ class CeleryProcesses:
         (self.tmp_path / "data").mkdir(exist_ok=True)
         proc, _ = self._spawn(
             ["beat", "--loglevel=INFO", f"--schedule={self.tmp_path / 'data' / 'beat-schedule'}"],
-            self._env(database_url, broker_url, extra_env), "beat",
+            self._env(database_url, broker_url, extra_env),
+            "beat",
         )
         return proc
 

@@ -42,8 +42,14 @@ def worker(
     from pipelines.celery_app import app as celery_app
 
     celery_app.worker_main(
-        ["worker", f"--queues={queues}", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
-         "--without-gossip", "--without-mingle"]
+        [
+            "worker",
+            f"--queues={queues}",
+            f"--concurrency={concurrency}",
+            f"--loglevel={loglevel}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
     )
 
 
@@ -53,12 +59,15 @@ def beat(loglevel: str = typer.Option("INFO", help="Celery log level.")) -> None
 
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    celery_app.start(["beat", f"--loglevel={loglevel}",
-                      f"--schedule={settings.data_dir / 'celerybeat-schedule'}"])
+    celery_app.start(
+        ["beat", f"--loglevel={loglevel}", f"--schedule={settings.data_dir / 'celerybeat-schedule'}"]
+    )
 
 
 def demo(
-    once: bool = typer.Option(False, "--once", help="Run one full cycle without serving; print a JSON summary."),
+    once: bool = typer.Option(
+        False, "--once", help="Run one full cycle without serving; print a JSON summary."
+    ),
 ) -> None:
     """Run the whole path against local stand-ins: harvest, classify, review queue, forward to LAPOR!."""
     from pipelines import demo as demo_flow

@@ -77,10 +77,22 @@ def test_compose_variables_are_real_settings_and_secrets_are_required(compose: d
 
 def test_env_example_documents_exactly_the_settings() -> None:
     documented = set(re.findall(r"^(JARING_[A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
-    assert documented == SETTING_VARS, {"undocumented": SETTING_VARS - documented, "stale": documented - SETTING_VARS}
+    assert documented == SETTING_VARS, {
+        "undocumented": SETTING_VARS - documented,
+        "stale": documented - SETTING_VARS,
+    }
 
 
 def test_dockerfile_copies_every_package() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    for package in ("jaring", "harvester", "classifier", "pipelines", "review", "standins", "models", "config"):
+    for package in (
+        "jaring",
+        "harvester",
+        "classifier",
+        "pipelines",
+        "review",
+        "standins",
+        "models",
+        "config",
+    ):
         assert f"COPY {package} ./{package}" in dockerfile

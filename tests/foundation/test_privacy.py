@@ -1,0 +1,40 @@
+"""Phone numbers, NIK and e-mail addresses are masked in logs and exports."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from jaring.privacy import PiiMaskingFilter, mask_pii
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("telp 081234567890 ya", "081234567890"),
+        ("WA +62 812-3456-7890", "812-3456-7890"),
+        ("hp 0812.3456.789", "3456.789"),
+        ("NIK saya 5371012345670001", "5371012345670001"),
+        ("email: nona.kupang@yahoo.co.id", "nona.kupang@yahoo.co.id"),
+    ],
+)
+def test_personal_data_is_masked(text: str, secret: str) -> None:
+    masked = mask_pii(text)
+    assert secret not in masked
+    assert masked != text
+
+
+@pytest.mark.parametrize("text", ["tahun 2024 RT 005 RW 002", "jalan 12 km", "tweet id 1700000000000000001"])
+def test_ordinary_numbers_are_kept(text: str) -> None:
+    assert mask_pii(text) == text
+
+
+def test_logging_filter_masks_formatted_messages(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("jaring.test.privacy")
+    logger.addFilter(PiiMaskingFilter())
+    with caplog.at_level(logging.INFO, logger="jaring.test.privacy"):
+        logger.info("complaint from %s (%s)", "081234567890", "budi@example.com")
+    assert "081234567890" not in caplog.text
+    assert "budi@example.com" not in caplog.text
+    assert "***@example.com" in caplog.text
