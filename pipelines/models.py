@@ -148,6 +148,19 @@ class PostVersion(Base):
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class PostSimhashBand(Base):
+    """LSH index for near-duplicate lookup: one row per 16-bit band of a group-root post's 64-bit SimHash.
+
+    Two SimHashes within Hamming distance 3 share at least one of their four bands exactly, so a
+    lookup reads only the few posts in four buckets, whatever the number of stored posts.
+    """
+
+    __tablename__ = "post_simhash_bands"
+
+    band: Mapped[int] = mapped_column(Integer, primary_key=True)  # (band index << 16) | 16-bit band value
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True)
+
+
 class Quarantine(Base):
     """A payload that could not be parsed: kept whole, with the reason, never dropped."""
 
