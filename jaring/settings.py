@@ -37,6 +37,7 @@ class Settings(BaseSettings):
 
     twitter_api_base: str = "https://api.twitter.com"
     twitter_bearer_token: SecretStr | None = None
+    twitter_reply_token: SecretStr | None = None  # OAuth 2.0 user token: replies need user context
     graph_api_base: str = "https://graph.facebook.com"
     graph_api_version: str = "v21.0"
     facebook_page_token: SecretStr | None = None

@@ -1,0 +1,324 @@
+"""Forwarding configuration and the auto-forward policy.
+
+``config/forward_policy.yaml`` (``settings.forward_policy_file``) holds four sections: the auto-forward
+rules, delivery tuning, the LAPOR! API contract and the reply to the citizen. It is validated on load
+and re-read when the file changes, so a job queued before an edit acts on the current policy.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from jaring.settings import Settings, get_settings
+from pipelines.models import Complaint, Post, PostStatus
+
+POLICY_ACTOR = "system:auto-forward"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AutoForwardRule(_Strict):
+    """Forward posts with these labels automatically when every score reaches its minimum."""
+
+    topic: str = "*"
+    agency: str = "*"
+    enabled: bool = True
+    min_relevance: float = Field(0.9, ge=0, le=1)
+    min_topic: float = Field(0.0, ge=0, le=1)
+    min_agency: float = Field(0.0, ge=0, le=1)
+    daily_cap: int | None = Field(None, ge=0)
+
+    def matches(self, *, topic: str | None, agency: str | None) -> bool:
+        """Whether this rule speaks about a post with these labels."""
+        return self.topic in ("*", topic) and self.agency in ("*", agency)
+
+
+class AutoForwardConfig(_Strict):
+    enabled: bool = False
+    timezone: str = "Asia/Makassar"
+    daily_cap: int = Field(100, ge=0)
+    rules: tuple[AutoForwardRule, ...] = ()
+
+
+class DeliveryConfig(_Strict):
+    lease_seconds: float = Field(120, gt=0)
+    backoff_base_seconds: float = Field(5, ge=0)
+    backoff_max_seconds: float = Field(1800, ge=0)
+    max_attempts: int = Field(25, ge=1)
+    sweep_interval_seconds: float = Field(30, gt=0)
+    sweep_batch: int = Field(500, ge=1)
+
+
+class StatusSyncConfig(_Strict):
+    interval_seconds: float = Field(3600, gt=0)
+    verify_working_days: int = 3
+    respond_working_days: int = 5
+    auto_close_days: int = 10
+
+
+class LaporApiConfig(_Strict):
+    """Paths, auth and field names of the LAPOR! API (see docs/lapor-api.md)."""
+
+    categories_path: str = "/api/v1/categories"
+    submit_path: str = "/api/v1/reports"
+    status_path: str = "/api/v1/reports/{tracking_id}"
+    lookup_path: str = "/api/v1/reports"
+    lookup_param: str = "external_ref"
+    auth_header: str = "Authorization"
+    auth_scheme: str = "Bearer"
+    idempotency_header: str = "Idempotency-Key"
+    response_tracking_field: str = "trackingid"
+    response_status_field: str = "status"
+    response_list_field: str = "data"
+    fields: dict[str, str] = Field(
+        default_factory=lambda: {
+            "title": "judul",
+            "body": "isi",
+            "incident_date": "tanggal_kejadian",
+            "location": "lokasi",
+            "category": "kategori",
+            "instansi": "instansi_tujuan",
+            "anonymous": "anonim",
+            "confidential": "rahasia",
+            "attachments": "lampiran",
+            "external_ref": "external_ref",
+        }
+    )
+    statuses: dict[str, str] = Field(default_factory=dict)
+
+    def stage_of(self, status: str | None) -> str:
+        """Our lifecycle stage for a LAPOR! status text (unknown texts count as ``submitted``)."""
+        if not status:
+            return "submitted"
+        return self.statuses.get(status, "submitted")
+
+
+class ReplyConfig(_Strict):
+    twitter: bool = False
+    facebook: bool = False
+    instagram: bool = False
+    message: str = (
+        "Terima kasih atas laporan Anda. Keluhan ini sudah kami teruskan ke LAPOR! SP4N "
+        "dengan nomor {tracking_id}. Pantau tindak lanjutnya di {link}"
+    )
+
+    def enabled_for(self, platform: str) -> bool:
+        """Whether replies are switched on for this platform."""
+        return bool(getattr(self, platform, False)) if platform in ("twitter", "facebook", "instagram") else False
+
+
+class ForwardConfig(_Strict):
+    auto_forward: AutoForwardConfig = AutoForwardConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
+    status_sync: StatusSyncConfig = StatusSyncConfig()
+    lapor_api: LaporApiConfig = LaporApiConfig()
+    reply: ReplyConfig = ReplyConfig()
+
+
+_cache: dict[Path, tuple[float, ForwardConfig]] = {}
+_cache_lock = threading.Lock()
+
+
+def load_forward_config(path: Path | str | None = None) -> ForwardConfig:
+    """The forwarding configuration at ``path`` (default: settings), re-read when the file changes.
+
+    A missing file means the safe defaults: auto-forward off, replies off.
+    """
+    path = Path(path) if path is not None else get_settings().forward_policy_file
+    try:
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        return ForwardConfig()
+    with _cache_lock:
+        cached = _cache.get(path)
+        if cached and cached[0] == mtime:
+            return cached[1]
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    config = ForwardConfig.model_validate(data)
+    with _cache_lock:
+        _cache[path] = (mtime, config)
+    return config
+
+
+# --- The auto-forward decision --------------------------------------------------------------------
+
+
+def decide(
+    *, config: AutoForwardConfig, post: Post, auto_today: int, rule_today: int | None = None
+) -> tuple[bool, str, AutoForwardRule | None]:
+    """Whether the policy forwards ``post`` (labels already stored), with the reason; pure."""
+    if not config.enabled:
+        return False, "kill switch: auto-forward disabled", None
+    if post.relevance != "keluhan":
+        return False, f"relevance is {post.relevance!r}, not keluhan", None
+    rule = next((r for r in config.rules if r.matches(topic=post.topic, agency=post.agency)), None)
+    if rule is None:
+        return False, f"no rule for topic={post.topic} agency={post.agency}", None
+    if not rule.enabled:
+        return False, f"rule for topic={rule.topic} agency={rule.agency} requires a reviewer", rule
+    if not post.agency:
+        return False, "no agency predicted", rule
+    checks = (
+        ("relevance", post.relevance_score, rule.min_relevance),
+        ("topic", post.topic_score, rule.min_topic),
+        ("agency", post.agency_score, rule.min_agency),
+    )
+    for head, score, minimum in checks:
+        if score is None or score < minimum:
+            return False, f"{head} score {score} below {minimum}", rule
+    if auto_today >= config.daily_cap:
+        return False, f"daily cap {config.daily_cap} reached", rule
+    if rule.daily_cap is not None and (rule_today or 0) >= rule.daily_cap:
+        return False, f"rule daily cap {rule.daily_cap} reached", rule
+    return True, "policy", rule
+
+
+def _start_of_day(tz_name: str, now: datetime | None = None) -> datetime:
+    tz = ZoneInfo(tz_name)
+    local = (now or datetime.now(UTC)).astimezone(tz)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+def _count_auto_since(session: Session, since: datetime, rule: AutoForwardRule | None = None) -> int:
+    query = sa.select(sa.func.count()).select_from(Complaint).where(Complaint.auto.is_(True))
+    query = query.where(Complaint.created_at >= since)
+    if rule is not None:
+        if rule.topic != "*":
+            query = query.where(Complaint.topic == rule.topic)
+        if rule.agency != "*":
+            query = query.where(Complaint.agency == rule.agency)
+    return int(session.scalar(query) or 0)
+
+
+def near_duplicate_already_forwarded(*, session: Session, post: Post) -> int | None:
+    """The id of a complaint already made from a post in ``post``'s near-duplicate group, if any."""
+    related: set[int] = {post.id}
+    for value in (post.duplicate_of_id, post.dup_group_id):
+        if value:
+            related.add(int(value))
+    conditions = [Post.id.in_(related), Post.duplicate_of_id.in_(related)]
+    if post.dup_group_id:
+        conditions.append(Post.dup_group_id == post.dup_group_id)
+    group_posts = sa.select(Post.id).where(sa.or_(*conditions))
+    return session.scalar(
+        sa.select(Complaint.id).where(Complaint.post_id.in_(group_posts)).order_by(Complaint.id).limit(1)
+    )
+
+
+def _latest_classification(session: Session, post_id: int) -> Any:
+    from pipelines.models import Classification
+
+    return session.scalar(
+        sa.select(Classification)
+        .where(Classification.post_id == post_id)
+        .order_by(Classification.id.desc())
+        .limit(1)
+    )
+
+
+def apply_auto_forward(*, session: Session, post_id: int, settings: Settings | None = None) -> int | None:
+    """Forward ``post_id`` automatically if the policy allows it; returns the new outbox id.
+
+    Runs in the caller's transaction (does not commit). Called by the classify stage after the labels
+    are stored; the caller schedules delivery of the returned outbox id after its commit.
+    """
+    from classifier.city import load_city
+    from pipelines import audit, outbox
+    from pipelines.complaints import draft_from_post
+
+    settings = settings or get_settings()
+    config = load_forward_config(settings.forward_policy_file).auto_forward
+    post = session.get(Post, post_id)
+    if post is None or post.status not in (PostStatus.NEW.value, PostStatus.QUEUED.value):
+        return None
+    if session.scalar(sa.select(Complaint.id).where(Complaint.post_id == post.id)) is not None:
+        return None
+    since = _start_of_day(config.timezone)
+    auto_today = _count_auto_since(session, since)
+    rule = next((r for r in config.rules if r.matches(topic=post.topic, agency=post.agency)), None)
+    rule_today = _count_auto_since(session, since, rule) if rule is not None and rule.daily_cap else None
+    forward, reason, rule = decide(config=config, post=post, auto_today=auto_today, rule_today=rule_today)
+    classification = _latest_classification(session, post.id)
+    model_version = getattr(classification, "model_version", "") or ""
+    scores = {
+        "relevance": [post.relevance, post.relevance_score],
+        "topic": [post.topic, post.topic_score],
+        "agency": [post.agency, post.agency_score],
+    }
+    if forward:
+        duplicate = near_duplicate_already_forwarded(session=session, post=post)
+        if duplicate is not None:
+            forward, reason = False, f"near-duplicate of already forwarded complaint {duplicate}"
+    if not forward:
+        if rule is not None or not config.enabled:
+            audit.record(
+                session=session,
+                actor=POLICY_ACTOR,
+                action="auto_forward.skipped",
+                object_type="post",
+                object_id=str(post.id),
+                details={"reason": reason, "model_version": model_version, "scores": scores},
+            )
+        return None
+
+    city = load_city(settings.city_file)
+    draft = draft_from_post(post=post, city=city)
+    complaint = complaint_from_draft(draft, post_id=post.id, auto=True, model_version=model_version)
+    with session.begin_nested():
+        session.add(complaint)
+        session.flush()
+        item = outbox.enqueue(session=session, complaint=complaint, actor=POLICY_ACTOR)
+        post.status = PostStatus.CONFIRMED.value
+    audit.record(
+        session=session,
+        actor=POLICY_ACTOR,
+        action="auto_forward.forwarded",
+        object_type="post",
+        object_id=str(post.id),
+        details={
+            "complaint_id": complaint.id,
+            "outbox_id": item.id,
+            "model_version": model_version,
+            "scores": scores,
+            "rule": {"topic": rule.topic, "agency": rule.agency} if rule else None,
+        },
+    )
+    return item.id
+
+
+_DRAFT_FIELDS = (
+    "title",
+    "body",
+    "category",
+    "topic",
+    "agency",
+    "opd",
+    "instansi",
+    "kecamatan",
+    "kelurahan",
+    "location_text",
+    "incident_date",
+    "attachments",
+    "anonymous",
+    "confidential",
+)
+
+
+def complaint_from_draft(draft: Any, *, post_id: int | None, auto: bool, model_version: str = "") -> Complaint:
+    """A Complaint row built from a ``ComplaintDraft`` (dataclass or mapping)."""
+    get = draft.get if isinstance(draft, dict) else lambda k, d=None: getattr(draft, k, d)
+    values = {name: get(name) for name in _DRAFT_FIELDS if get(name) is not None}
+    values["title"] = str(values.get("title") or "")[:300]
+    values["body"] = str(values.get("body") or "")
+    return Complaint(post_id=post_id, auto=auto, model_version=model_version, **values)

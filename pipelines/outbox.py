@@ -1,0 +1,634 @@
+"""The LAPOR! outbox: every complaint reaches LAPOR! exactly once, through one state machine.
+
+``enqueue`` writes the outbox row in the caller's transaction, together with the decision to forward.
+``deliver`` then moves an item through its states (``OutboxState``)::
+
+    pending ──claim──▶ sending ──tracking id──▶ sent
+       ▲                 │ ├──timeout / 5xx──▶ unknown ──claim, look up first──▶ …
+       └──refused/down───┘ └──4xx──▶ dead ──fix and retry──▶ pending / unknown
+
+Why it cannot send twice:
+
+- A worker *claims* an item with a conditional UPDATE (compare-and-set on state and attempt count)
+  and commits before any network call; exactly one worker wins, on SQLite and PostgreSQL alike, on
+  any number of machines. The claim is a lease: a worker killed mid-send is taken over once it runs out.
+- Every request carries the item's idempotency key (also sent as the external reference).
+- Any item that was attempted before (a lost claim, a timeout, a 5xx) is first looked up in LAPOR! by
+  that key; only if LAPOR! does not have it is it sent again.
+
+Why it cannot lose one: the row is committed with the decision; failures put it back with a backoff
+time (exponential, jittered); the beat sweep re-schedules everything due or stale. Delivery raises
+:class:`DeliveryDeferred` on a retryable failure so the Celery task retries instead of swallowing it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from jaring.settings import Settings, get_settings
+from pipelines import audit
+from pipelines.forward_policy import DeliveryConfig, load_forward_config
+from pipelines.lapor import (
+    APISender,
+    LaporError,
+    LaporPermanentError,
+    LaporUnknownOutcome,
+    ManualSender,
+    Sender,
+    Submission,
+    make_sender,
+)
+from pipelines.models import (
+    Complaint,
+    ComplaintStatusEvent,
+    ForwardAttempt,
+    OutboxItem,
+    OutboxState,
+    Post,
+    PostStatus,
+)
+
+log = logging.getLogger(__name__)
+
+SYSTEM_ACTOR = "system:forwarder"
+CLAIMABLE = (OutboxState.PENDING.value, OutboxState.UNKNOWN.value, OutboxState.SENDING.value)
+OPEN_STATES = CLAIMABLE + (OutboxState.AWAITING_MANUAL.value,)
+EDITABLE_FIELDS = (
+    "title",
+    "body",
+    "category",
+    "instansi",
+    "opd",
+    "location_text",
+    "kecamatan",
+    "kelurahan",
+    "anonymous",
+    "confidential",
+)
+TRACKING_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-_/]{0,63}$")
+_rng = random.Random()
+_rng_lock = threading.Lock()
+
+
+class DeliveryDeferred(Exception):
+    """A retryable delivery failure: the item is stored with its next attempt time; retry after ``countdown``."""
+
+    def __init__(self, message: str, *, countdown: float) -> None:
+        super().__init__(message)
+        self.countdown = countdown
+
+
+class OutboxError(Exception):
+    """An outbox action a person asked for cannot be done (message in Bahasa Indonesia)."""
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What one ``deliver`` call did."""
+
+    outbox_id: int
+    outcome: str  # sent | dead | retry | unknown | skipped | manual
+    tracking_id: str | None = None
+    error: str = ""
+    complaint_id: int | None = None
+
+
+def utcnow() -> datetime:
+    """Current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """``value`` as aware UTC (SQLite hands back naive datetimes)."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def new_idempotency_key() -> str:
+    """A fresh key, sent with every request for this item and used to look it up after an unknown outcome."""
+    return f"jaring-{uuid.uuid4().hex}"
+
+
+def worker_identity() -> str:
+    """A claim owner unique to this call (host, process, thread, random)."""
+    ident = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:8]}"
+    return ident[-200:]
+
+
+def backoff_seconds(attempt: int, config: DeliveryConfig, rng: random.Random | None = None) -> float:
+    """Exponential backoff with jitter for the ``attempt``-th try: between c/2 and c, c capped."""
+    ceiling = min(config.backoff_max_seconds, config.backoff_base_seconds * (2 ** max(0, attempt - 1)))
+    if rng is None:
+        with _rng_lock:
+            jitter = _rng.random()
+    else:
+        jitter = rng.random()
+    return ceiling / 2 + jitter * ceiling / 2
+
+
+# --- Enqueue ------------------------------------------------------------------------------------
+
+
+def enqueue(
+    *, session: Session, complaint: Complaint, actor: str, settings: Settings | None = None
+) -> OutboxItem:
+    """Put ``complaint`` in the outbox in the caller's transaction (does not commit); audit-logged.
+
+    Idempotent per complaint: a complaint already in the outbox returns its existing item.
+    """
+    settings = settings or get_settings()
+    if complaint.id is None:
+        session.add(complaint)
+        session.flush()
+    existing = session.scalar(sa.select(OutboxItem).where(OutboxItem.complaint_id == complaint.id))
+    if existing is not None:
+        return existing
+    manual = settings.lapor_sender == "manual"
+    now = utcnow()
+    item = OutboxItem(
+        complaint_id=complaint.id,
+        idempotency_key=new_idempotency_key(),
+        sender=settings.lapor_sender,
+        state=OutboxState.AWAITING_MANUAL.value if manual else OutboxState.PENDING.value,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(item)
+    session.flush()
+    audit.record(
+        session=session,
+        actor=actor,
+        action="outbox.enqueue",
+        object_type="complaint",
+        object_id=complaint.id,
+        details={"outbox_id": item.id, "sender": item.sender, "post_id": complaint.post_id},
+    )
+    return item
+
+
+# --- Claiming -----------------------------------------------------------------------------------
+
+
+def _claimable_clause(now: datetime) -> Any:
+    return sa.or_(
+        sa.and_(
+            OutboxItem.state.in_((OutboxState.PENDING.value, OutboxState.UNKNOWN.value)),
+            OutboxItem.next_attempt_at <= now,
+        ),
+        sa.and_(OutboxItem.state == OutboxState.SENDING.value, OutboxItem.claimed_until < now),
+    )
+
+
+def due_ids(*, session: Session, limit: int = 500, now: datetime | None = None) -> list[int]:
+    """Ids of items a worker should deliver now: due retries and claims whose lease ran out."""
+    now = now or utcnow()
+    query = sa.select(OutboxItem.id).where(_claimable_clause(now)).order_by(OutboxItem.next_attempt_at).limit(limit)
+    return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class _Claim:
+    outbox_id: int
+    complaint_id: int
+    idempotency_key: str
+    sender: str
+    prior_state: str
+    attempt: int  # attempts after this claim (1 = first try)
+    attempt_row_id: int
+    uncertain: bool  # an earlier attempt may have reached LAPOR!
+
+
+def _claim(session: Session, *, outbox_id: int, worker: str, lease: float) -> _Claim | None:
+    now = utcnow()
+    row = session.execute(
+        sa.select(
+            OutboxItem.state,
+            OutboxItem.attempts,
+            OutboxItem.next_attempt_at,
+            OutboxItem.claimed_until,
+            OutboxItem.complaint_id,
+            OutboxItem.idempotency_key,
+            OutboxItem.sender,
+        ).where(OutboxItem.id == outbox_id)
+    ).one_or_none()
+    if row is None:
+        return None
+    state, attempts = row.state, row.attempts
+    if state in (OutboxState.PENDING.value, OutboxState.UNKNOWN.value):
+        if aware(row.next_attempt_at) > now:  # type: ignore[operator]
+            return None
+    elif state == OutboxState.SENDING.value:
+        if row.claimed_until is not None and aware(row.claimed_until) >= now:  # type: ignore[operator]
+            return None
+    else:
+        return None
+    # Compare-and-set: only the worker that saw exactly this (state, attempts) wins.
+    result = session.execute(
+        sa.update(OutboxItem)
+        .where(
+            OutboxItem.id == outbox_id,
+            OutboxItem.state == state,
+            OutboxItem.attempts == attempts,
+            _claimable_clause(now),
+        )
+        .values(
+            state=OutboxState.SENDING.value,
+            attempts=attempts + 1,
+            claimed_by=worker,
+            claimed_until=now + timedelta(seconds=lease),
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        return None
+    attempt = ForwardAttempt(outbox_id=outbox_id, started_at=now, outcome="started")
+    session.add(attempt)
+    session.flush()
+    uncertain = state in (OutboxState.UNKNOWN.value, OutboxState.SENDING.value) or bool(
+        session.scalar(
+            sa.select(sa.func.count())
+            .select_from(ForwardAttempt)
+            .where(
+                ForwardAttempt.outbox_id == outbox_id,
+                ForwardAttempt.id != attempt.id,
+                ForwardAttempt.outcome.in_(("unknown", "started", "retry")),
+            )
+        )
+    )
+    session.commit()
+    return _Claim(
+        outbox_id=outbox_id,
+        complaint_id=row.complaint_id,
+        idempotency_key=row.idempotency_key,
+        sender=row.sender,
+        prior_state=state,
+        attempt=attempts + 1,
+        attempt_row_id=attempt.id,
+        uncertain=uncertain or attempts > 0,
+    )
+
+
+# --- Delivery -----------------------------------------------------------------------------------
+
+_senders: dict[tuple[Any, ...], Sender] = {}
+_senders_lock = threading.Lock()
+
+
+def cached_sender(settings: Settings) -> Sender:
+    """One sender (and HTTP connection pool) per process and configuration."""
+    config = load_forward_config(settings.forward_policy_file)
+    token = settings.lapor_api_token.get_secret_value() if settings.lapor_api_token else ""
+    key = (settings.lapor_sender, settings.lapor_api_base, hash(token), id(config), settings.http_timeout_seconds)
+    with _senders_lock:
+        sender = _senders.get(key)
+        if sender is None:
+            sender = make_sender(settings)
+            _senders[key] = sender
+        return sender
+
+
+def close_senders() -> None:
+    """Close every cached sender's connection pool (tests, worker shutdown)."""
+    with _senders_lock:
+        senders = list(_senders.values())
+        _senders.clear()
+    for sender in senders:
+        close = getattr(sender, "close", None)
+        if close is not None:
+            close()
+
+
+def _default_factory() -> sessionmaker[Session]:
+    from jaring.db import session_factory
+
+    return session_factory()
+
+
+def deliver(
+    *,
+    outbox_id: int,
+    worker: str | None = None,
+    settings: Settings | None = None,
+    sender: Sender | None = None,
+    factory: Callable[[], Session] | None = None,
+) -> DeliveryResult:
+    """Try to deliver one outbox item now; safe to call from any number of workers at once.
+
+    Returns the outcome; raises :class:`DeliveryDeferred` when the item must be retried later (its
+    next attempt time is stored, so the sweep also finds it) and re-raises unexpected errors (the
+    claim then lapses and the item is looked up before being sent again).
+    """
+    settings = settings or get_settings()
+    config = load_forward_config(settings.forward_policy_file).delivery
+    worker = worker or worker_identity()
+    factory = factory or _default_factory()
+    with factory() as session:
+        claim = _claim(session, outbox_id=outbox_id, worker=worker, lease=config.lease_seconds)
+        if claim is None:
+            return DeliveryResult(outbox_id=outbox_id, outcome="skipped")
+        sender = sender or cached_sender(settings)
+        if sender.manual or settings.lapor_sender == "manual":
+            return _park_for_manual_entry(session, claim, worker)
+        complaint = session.get(Complaint, claim.complaint_id)
+        if complaint is None:  # pragma: no cover - foreign key prevents it
+            raise RuntimeError(f"outbox item {outbox_id} has no complaint")
+        session.expunge(complaint)
+        session.commit()
+
+        uncertain = claim.uncertain
+        try:
+            submission: Submission | None = None
+            if uncertain:
+                submission = sender.find(idempotency_key=claim.idempotency_key)
+                uncertain = False  # LAPOR! answered: it has it (submission) or it does not
+            if submission is None:
+                submission = sender.submit(complaint, idempotency_key=claim.idempotency_key)
+        except LaporPermanentError as exc:
+            return _fail(session, claim, worker, exc, config=config, permanent=True, uncertain=uncertain)
+        except LaporError as exc:
+            uncertain = uncertain or isinstance(exc, LaporUnknownOutcome)
+            return _fail(session, claim, worker, exc, config=config, permanent=False, uncertain=uncertain)
+        return _succeed(session, claim, submission, source="sender", actor=SYSTEM_ACTOR)
+
+
+def _finish_attempt(session: Session, claim: _Claim, *, outcome: str, error: str = "", status: int | None = None) -> None:
+    session.execute(
+        sa.update(ForwardAttempt)
+        .where(ForwardAttempt.id == claim.attempt_row_id)
+        .values(outcome=outcome, finished_at=utcnow(), error=error[:2000], http_status=status)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _park_for_manual_entry(session: Session, claim: _Claim, worker: str) -> DeliveryResult:
+    session.execute(
+        sa.update(OutboxItem)
+        .where(OutboxItem.id == claim.outbox_id, OutboxItem.claimed_by == worker)
+        .values(
+            state=OutboxState.AWAITING_MANUAL.value, sender="manual", claimed_by="", claimed_until=None,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    _finish_attempt(session, claim, outcome="manual")
+    session.commit()
+    return DeliveryResult(outbox_id=claim.outbox_id, outcome="manual", complaint_id=claim.complaint_id)
+
+
+def _fail(
+    session: Session,
+    claim: _Claim,
+    worker: str,
+    exc: LaporError,
+    *,
+    config: DeliveryConfig,
+    permanent: bool,
+    uncertain: bool,
+) -> DeliveryResult:
+    now = utcnow()
+    error = str(exc)[:2000]
+    give_up = permanent or claim.attempt >= config.max_attempts
+    if give_up:
+        state = OutboxState.DEAD.value
+        if not permanent:
+            error = f"menyerah setelah {claim.attempt} percobaan: {error}"
+        countdown = 0.0
+    else:
+        state = OutboxState.UNKNOWN.value if uncertain else OutboxState.PENDING.value
+        countdown = backoff_seconds(claim.attempt, config)
+    result = session.execute(
+        sa.update(OutboxItem)
+        .where(
+            OutboxItem.id == claim.outbox_id,
+            OutboxItem.claimed_by == worker,
+            OutboxItem.state == OutboxState.SENDING.value,
+        )
+        .values(
+            state=state,
+            claimed_by="",
+            claimed_until=None,
+            last_error=error,
+            next_attempt_at=now + timedelta(seconds=countdown),
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    outcome = "dead" if give_up else ("unknown" if isinstance(exc, LaporUnknownOutcome) else "retry")
+    _finish_attempt(session, claim, outcome=outcome, error=error, status=exc.http_status)
+    if give_up and result.rowcount == 1:  # type: ignore[attr-defined]
+        audit.record(
+            session=session,
+            actor=SYSTEM_ACTOR,
+            action="outbox.dead",
+            object_type="complaint",
+            object_id=claim.complaint_id,
+            details={"outbox_id": claim.outbox_id, "reason": error[:500], "attempts": claim.attempt},
+        )
+    session.commit()
+    if give_up:
+        return DeliveryResult(claim.outbox_id, "dead", error=error, complaint_id=claim.complaint_id)
+    raise DeliveryDeferred(f"outbox {claim.outbox_id}: {error}", countdown=countdown)
+
+
+def _succeed(
+    session: Session, claim: _Claim | None, submission: Submission, *, source: str, actor: str,
+    outbox_id: int | None = None, complaint_id: int | None = None,
+) -> DeliveryResult:
+    outbox_id = claim.outbox_id if claim else outbox_id
+    complaint_id = claim.complaint_id if claim else complaint_id
+    assert outbox_id is not None and complaint_id is not None
+    now = utcnow()
+    result = session.execute(
+        sa.update(OutboxItem)
+        .where(OutboxItem.id == outbox_id, OutboxItem.state != OutboxState.SENT.value)
+        .values(
+            state=OutboxState.SENT.value, claimed_by="", claimed_until=None, last_error="", sent_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if claim is not None:
+        _finish_attempt(session, claim, outcome="sent")
+    complaint = session.get(Complaint, complaint_id, populate_existing=True)
+    assert complaint is not None
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        # Someone else stored the outcome first. Same tracking id: nothing to do. Different: LAPOR!
+        # holds two reports for one key, which the lookup-before-resend exists to prevent; say so loudly.
+        if complaint.tracking_id != submission.tracking_id:
+            log.error("outbox %s: LAPOR! returned a second tracking id", outbox_id)
+            audit.record(
+                session=session, actor=actor, action="outbox.duplicate_detected", object_type="complaint",
+                object_id=complaint_id,
+                details={"kept": complaint.tracking_id, "extra": submission.tracking_id},
+            )
+        session.commit()
+        return DeliveryResult(outbox_id, "skipped", tracking_id=complaint.tracking_id, complaint_id=complaint_id)
+    status = submission.status or "Belum Terverifikasi"
+    complaint.tracking_id = submission.tracking_id
+    complaint.lapor_status = status
+    complaint.forwarded_at = now
+    session.add(ComplaintStatusEvent(complaint_id=complaint_id, status=status, changed_at=now, source=source))
+    if complaint.post_id is not None:
+        post = session.get(Post, complaint.post_id)
+        if post is not None:
+            post.status = PostStatus.FORWARDED.value
+            post.updated_at = now
+    audit.record(
+        session=session, actor=actor, action="outbox.sent", object_type="complaint", object_id=complaint_id,
+        details={"outbox_id": outbox_id, "tracking_id": submission.tracking_id, "via": source},
+    )
+    session.commit()
+    return DeliveryResult(outbox_id, "sent", tracking_id=submission.tracking_id, complaint_id=complaint_id)
+
+
+# --- People's actions ---------------------------------------------------------------------------
+
+
+def record_manual_entry(
+    *, session: Session, complaint_id: int, tracking_id: str, actor: str, status: str | None = None
+) -> DeliveryResult:
+    """An admin typed the complaint into LAPOR! and pastes back its tracking id (commits)."""
+    tracking_id = (tracking_id or "").strip()
+    if not TRACKING_ID.match(tracking_id):
+        raise OutboxError("Nomor pelacakan tidak valid (huruf/angka, maksimal 64 karakter).")
+    item = session.scalar(
+        sa.select(OutboxItem)
+        .where(OutboxItem.complaint_id == complaint_id)
+        .execution_options(populate_existing=True)
+    )
+    if item is None:
+        raise OutboxError(f"Aduan #{complaint_id} tidak ada di antrean kirim.")
+    if item.state == OutboxState.SENT.value:
+        raise OutboxError(f"Aduan #{complaint_id} sudah tercatat terkirim.")
+    if item.state == OutboxState.SENDING.value and aware(item.claimed_until) and aware(item.claimed_until) >= utcnow():  # type: ignore[operator]
+        raise OutboxError(f"Aduan #{complaint_id} sedang dikirim otomatis; coba lagi sebentar.")
+    clash = session.scalar(
+        sa.select(Complaint.id).where(Complaint.tracking_id == tracking_id, Complaint.id != complaint_id)
+    )
+    if clash is not None:
+        raise OutboxError(f"Nomor pelacakan {tracking_id} sudah dipakai aduan #{clash}.")
+    return _succeed(
+        session, None, Submission(tracking_id=tracking_id, status=status), source="manual", actor=actor,
+        outbox_id=item.id, complaint_id=complaint_id,
+    )
+
+
+def retry_dead(
+    *, session: Session, outbox_id: int, actor: str, changes: dict[str, Any] | None = None
+) -> OutboxItem:
+    """Fix a dead-letter complaint (optional field changes) and put it back in the queue (commits)."""
+    item = session.get(OutboxItem, outbox_id, populate_existing=True)
+    if item is None:
+        raise OutboxError(f"Item antrean #{outbox_id} tidak ditemukan.")
+    if item.state != OutboxState.DEAD.value:
+        raise OutboxError(f"Item antrean #{outbox_id} tidak berstatus gagal (status: {item.state}).")
+    complaint = session.get(Complaint, item.complaint_id, populate_existing=True)
+    assert complaint is not None
+    changed = []
+    for name, value in (changes or {}).items():
+        if name not in EDITABLE_FIELDS:
+            raise OutboxError(f"Kolom {name} tidak bisa diubah di sini.")
+        if getattr(complaint, name) != value:
+            setattr(complaint, name, value)
+            changed.append(name)
+    if not (complaint.title or "").strip() or not (complaint.body or "").strip():
+        raise OutboxError("Judul dan isi laporan wajib diisi.")
+    uncertain = bool(
+        session.scalar(
+            sa.select(sa.func.count())
+            .select_from(ForwardAttempt)
+            .where(ForwardAttempt.outbox_id == item.id, ForwardAttempt.outcome.in_(("unknown", "started")))
+        )
+    )
+    now = utcnow()
+    manual = item.sender == "manual"
+    result = session.execute(
+        sa.update(OutboxItem)
+        .where(OutboxItem.id == item.id, OutboxItem.state == OutboxState.DEAD.value)
+        .values(
+            state=(
+                OutboxState.AWAITING_MANUAL.value if manual
+                else OutboxState.UNKNOWN.value if uncertain else OutboxState.PENDING.value
+            ),
+            attempts=0,
+            next_attempt_at=now,
+            claimed_by="",
+            claimed_until=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        raise OutboxError(f"Item antrean #{outbox_id} baru saja diubah orang lain.")
+    audit.record(
+        session=session, actor=actor, action="outbox.retry", object_type="complaint", object_id=complaint.id,
+        details={"outbox_id": item.id, "changed_fields": changed, "previous_error": (item.last_error or "")[:500]},
+    )
+    session.commit()
+    session.refresh(item)
+    return item
+
+
+# --- Queries for the web app and the CLI --------------------------------------------------------
+
+
+def list_items(
+    *, session: Session, states: tuple[str, ...] | None = None, limit: int = 100, before_id: int | None = None
+) -> list[tuple[OutboxItem, Complaint]]:
+    """Outbox items with their complaints, newest first (keyset pagination on id)."""
+    query = sa.select(OutboxItem, Complaint).join(Complaint, Complaint.id == OutboxItem.complaint_id)
+    if states:
+        query = query.where(OutboxItem.state.in_(states))
+    if before_id is not None:
+        query = query.where(OutboxItem.id < before_id)
+    rows = session.execute(query.order_by(OutboxItem.id.desc()).limit(limit)).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+def counts_by_state(*, session: Session) -> dict[str, int]:
+    """How many outbox items are in each state."""
+    rows = session.execute(sa.select(OutboxItem.state, sa.func.count()).group_by(OutboxItem.state)).all()
+    return {state: int(count) for state, count in rows}
+
+
+def attempts_of(*, session: Session, outbox_id: int) -> list[ForwardAttempt]:
+    """Every delivery attempt of one item, oldest first."""
+    return list(
+        session.scalars(sa.select(ForwardAttempt).where(ForwardAttempt.outbox_id == outbox_id).order_by(ForwardAttempt.id))
+    )
+
+
+__all__ = [
+    "APISender",
+    "DeliveryDeferred",
+    "DeliveryResult",
+    "ManualSender",
+    "OutboxError",
+    "attempts_of",
+    "counts_by_state",
+    "deliver",
+    "due_ids",
+    "enqueue",
+    "list_items",
+    "record_manual_entry",
+    "retry_dead",
+]
