@@ -1,0 +1,290 @@
+"""Store what the harvester collected: once per (platform, external id), edits as versions.
+
+Safe with concurrent workers on SQLite and PostgreSQL: new posts go in with
+``INSERT ... ON CONFLICT (platform, external_id) DO NOTHING RETURNING``, so a post another worker
+stored a moment ago is simply treated as already stored; edits bump ``version`` with a
+compare-and-set (``WHERE version = :seen``) so two workers never write the same version twice.
+Malformed payloads go to the quarantine table whole, with the reason; the batch goes on.
+Runs in the caller's transaction (the caller commits, then moves the checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from harvester.types import QuarantinedItem, RawItem
+from jaring.settings import Settings, get_settings
+from pipelines import dedupe
+from pipelines.models import Post, PostVersion, Quarantine
+
+MAX_RAW_BYTES = 1_000_000  # a single item's payload beyond this is quarantined, not stored as a post
+MAX_QUARANTINE_BYTES = 5_000_000
+
+
+@dataclass
+class IngestResult:
+    """What one batch did to the store."""
+
+    new_post_ids: list[int] = field(default_factory=list)
+    updated_post_ids: list[int] = field(default_factory=list)
+    seen_again: int = 0  # already stored, unchanged
+    near_duplicates: int = 0  # new posts grouped with an earlier one
+    quarantine_ids: list[int] = field(default_factory=list)
+
+    @property
+    def quarantined(self) -> int:
+        return len(self.quarantine_ids)
+
+    def merge(self, other: IngestResult) -> None:
+        """Add ``other``'s counts to this one."""
+        self.new_post_ids += other.new_post_ids
+        self.updated_post_ids += other.updated_post_ids
+        self.seen_again += other.seen_again
+        self.near_duplicates += other.near_duplicates
+        self.quarantine_ids += other.quarantine_ids
+
+
+def _insert(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(Post)
+    if dialect == "sqlite":
+        return sqlite.insert(Post)
+    raise NotImplementedError(f"ingest supports SQLite and PostgreSQL, not {dialect}")
+
+
+def _json_size(value: object) -> int:
+    return len(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def quarantine(
+    *, session: Session, source_key: str, items: Sequence[QuarantinedItem], run_id: int | None = None
+) -> list[int]:
+    """Store malformed payloads with their reason; returns the quarantine ids."""
+    if not items:
+        return []
+    rows = [
+        {
+            "source_key": source_key[:64],
+            "platform": item.platform[:16],
+            "run_id": run_id,
+            "reason": item.reason[:2000],
+            "raw_body": item.raw_body[:MAX_QUARANTINE_BYTES],
+            "created_at": datetime.now(UTC),
+            "resolved": False,
+        }
+        for item in items
+    ]
+    result = session.execute(sa.insert(Quarantine).returning(Quarantine.id), rows)
+    return [row[0] for row in result]
+
+
+def ingest_posts(
+    *,
+    session: Session,
+    source_key: str,
+    items: Iterable[RawItem | QuarantinedItem],
+    run_id: int | None = None,
+    settings: Settings | None = None,
+    detect_duplicates: bool = True,
+) -> IngestResult:
+    """Store a batch of collected items; returns new/updated ids and counts. Does not commit."""
+    settings = settings or get_settings()
+    result = IngestResult()
+    bad: list[QuarantinedItem] = []
+    latest: dict[tuple[str, str], RawItem] = {}
+    for item in items:
+        if isinstance(item, QuarantinedItem):
+            bad.append(item)
+            continue
+        problem = _problem(item)
+        if problem:
+            bad.append(QuarantinedItem.of(item.platform or "", problem, item.raw))
+            continue
+        key = (item.platform, item.external_id)
+        if key in latest:
+            result.seen_again += 1
+        latest[key] = item  # the last state seen in this batch wins
+    result.quarantine_ids = quarantine(session=session, source_key=source_key, items=bad, run_id=run_id)
+    if not latest:
+        return result
+
+    cap = settings.max_post_chars
+    prepared = {key: _prepare(item, cap) for key, item in latest.items()}
+    existing = _existing(session, set(latest) | _originals(latest.values()))
+
+    to_insert = [key for key in latest if key not in existing]
+    inserted: dict[tuple[str, str], int] = {}
+    if to_insert:
+        now = datetime.now(UTC)
+        rows = [_row(latest[k], prepared[k], source_key, now, existing) for k in to_insert]
+        for start in range(0, len(rows), 500):
+            stmt = (
+                _insert(session)
+                .values(rows[start : start + 500])
+                .on_conflict_do_nothing(index_elements=["platform", "external_id"])
+                .returning(Post.id, Post.platform, Post.external_id)
+            )
+            for post_id, platform, external_id in session.execute(stmt):
+                inserted[(platform, external_id)] = post_id
+        lost_race = [k for k in to_insert if k not in inserted]
+        if lost_race:  # another worker stored them between our SELECT and INSERT
+            existing.update(_existing(session, set(lost_race)))
+
+    # Link retweets/quotes whose original arrived in this same batch.
+    links = []
+    for key, post_id in inserted.items():
+        original = latest[key].original_external_id
+        if original and (key[0], original) not in existing and (key[0], original) in inserted:
+            links.append({"id": post_id, "original_post_id": inserted[(key[0], original)]})
+    if links:
+        session.execute(sa.update(Post), links)
+
+    result.new_post_ids = sorted(inserted.values())
+    for key, item in latest.items():
+        if key in inserted:
+            continue
+        row = existing.get(key)
+        if row is None:
+            continue
+        text, _, _, chash, sh = prepared[key]
+        if text == row["text"]:
+            result.seen_again += 1
+            continue
+        if _record_edit(session, row, item, text, chash, sh):
+            result.updated_post_ids.append(row["id"])
+        else:
+            result.seen_again += 1
+
+    if detect_duplicates and inserted:
+        fingerprints = [
+            dedupe.Fingerprint(post_id, key[0], prepared[key][3], prepared[key][4])
+            for key, post_id in sorted(inserted.items(), key=lambda kv: kv[1])
+        ]
+        result.near_duplicates = dedupe.annotate(session=session, posts=fingerprints)
+    return result
+
+
+def _problem(item: RawItem) -> str:
+    if not item.platform or len(item.platform) > 16:
+        return "item has no valid platform"
+    if not item.external_id or len(item.external_id) > 128:
+        return "item has no valid external id (1-128 characters)"
+    if not isinstance(item.text, str):
+        return f"item {item.external_id} has no text"
+    try:
+        size = _json_size(item.raw)
+    except (TypeError, ValueError):
+        return f"item {item.external_id} has a payload that is not JSON"
+    if size > MAX_RAW_BYTES:
+        return f"item {item.external_id} payload is {size} bytes (limit {MAX_RAW_BYTES})"
+    return ""
+
+
+def _prepare(item: RawItem, cap: int) -> tuple[str, str, str, str, int | None]:
+    text = item.text.replace("\x00", "")[:cap]
+    norm = dedupe.normalise(text)
+    sh = dedupe.simhash(norm)
+    return text, norm, "", dedupe.content_hash(norm), sh
+
+
+def _originals(items: Iterable[RawItem]) -> set[tuple[str, str]]:
+    return {(i.platform, i.original_external_id) for i in items if i.original_external_id}
+
+
+def _existing(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    by_platform: dict[str, list[str]] = {}
+    for platform, external_id in keys:
+        by_platform.setdefault(platform, []).append(external_id)
+    for platform, ids in by_platform.items():
+        for start in range(0, len(ids), 500):
+            rows = session.execute(
+                sa.select(Post.id, Post.external_id, Post.text, Post.version, Post.raw).where(
+                    Post.platform == platform, Post.external_id.in_(ids[start : start + 500])
+                )
+            )
+            for post_id, external_id, text, version, raw in rows:
+                found[(platform, external_id)] = {"id": post_id, "text": text, "version": version, "raw": raw}
+    return found
+
+
+def _row(
+    item: RawItem,
+    prepared: tuple[str, str, str, str, int | None],
+    source_key: str,
+    now: datetime,
+    existing: dict[tuple[str, str], dict[str, Any]],
+) -> dict[str, Any]:
+    text, _, _, chash, sh = prepared
+    original = existing.get((item.platform, item.original_external_id)) if item.original_external_id else None
+    return {
+        "platform": item.platform,
+        "external_id": item.external_id,
+        "kind": item.kind[:32],
+        "source_key": source_key[:64],
+        "author_id": item.author_id[:128],
+        "author_handle": item.author_handle[:200],
+        "author_name": item.author_name[:200],
+        "text": text,
+        "lang": item.lang[:16],
+        "url": item.url[:1000],
+        "media": _jsonable(item.media[:50]),
+        "parent_external_id": (item.parent_external_id or None) and item.parent_external_id[:128],
+        "thread_external_id": (item.thread_external_id or None) and item.thread_external_id[:128],
+        "referenced": _jsonable(item.referenced[:20]),
+        "original_post_id": original["id"] if original else None,
+        "created_at": item.created_at,
+        "harvested_at": now,
+        "updated_at": now,
+        "version": 1,
+        "raw": _jsonable(item.raw),
+        "content_hash": chash,
+        "simhash": sh,
+        "simhash_band": dedupe.bands(sh)[0] if sh is not None else None,
+        "dup_group_id": None,
+        "duplicate_of_id": None,
+        "duplicate_reason": "",
+        "status": "new",
+        "priority": 0.0,
+    }
+
+
+def _record_edit(
+    session: Session, row: dict[str, Any], item: RawItem, text: str, chash: str, sh: int | None
+) -> bool:
+    """Keep the old text as a version and store the new one; False if another worker got there first."""
+    now = datetime.now(UTC)
+    updated = session.execute(
+        sa.update(Post)
+        .where(Post.id == row["id"], Post.version == row["version"])
+        .values(
+            text=text,
+            raw=_jsonable(item.raw),
+            version=row["version"] + 1,
+            updated_at=now,
+            content_hash=chash,
+            simhash=sh,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if updated.rowcount != 1:
+        return False
+    session.execute(
+        sa.insert(PostVersion).values(
+            post_id=row["id"], version=row["version"], text=row["text"], raw=row["raw"] or {}, seen_at=now
+        )
+    )
+    return True

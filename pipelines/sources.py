@@ -1,0 +1,148 @@
+"""Harvest sources as configuration (``config/sources.yaml``): what to poll, how often, with which token.
+
+A source names its platform, the accounts/pages/IG business accounts to watch, search queries,
+its schedule and whether it is on, and the *name* of the environment variable that holds its
+credential (never the credential itself). The file is re-read by every harvest job, so turning a
+source off takes effect without restarting anything.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jaring.settings import Settings, get_settings
+
+PLATFORMS = ("twitter", "facebook", "instagram")
+
+
+class SourceConfigError(ValueError):
+    """The sources file is unusable; the message says where."""
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One configured source."""
+
+    key: str
+    platform: str
+    enabled: bool = True
+    schedule_seconds: int = 300
+    description: str = ""
+    credentials_env: str = ""
+    accounts: tuple[dict[str, str], ...] = ()  # X: [{"id": "...", "handle": "..."}]
+    queries: tuple[str, ...] = ()  # X recent search queries
+    page_ids: tuple[str, ...] = ()  # Facebook pages
+    ig_account_ids: tuple[str, ...] = ()  # Instagram business accounts
+    own_usernames: tuple[str, ...] = ()  # IG usernames of the account itself (its replies are skipped)
+    overlap_minutes: int = 30
+    first_run_lookback_hours: int = 72
+    comment_window_days: int = 14
+    page_size: int = 100
+    max_wait_seconds: float = 60.0
+    lease_seconds: int = 900
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def credential(self, settings: Settings | None = None) -> str:
+        """The credential, read now from the environment variable the source names."""
+        settings = settings or get_settings()
+        name = self.credentials_env or _DEFAULT_CREDENTIAL[self.platform]
+        value = os.environ.get(name, "")
+        if not value and name.startswith("JARING_"):
+            secret = getattr(settings, name.removeprefix("JARING_").lower(), None)
+            value = secret.get_secret_value() if secret is not None else ""
+        return value
+
+
+_DEFAULT_CREDENTIAL = {
+    "twitter": "JARING_TWITTER_BEARER_TOKEN",
+    "facebook": "JARING_FACEBOOK_PAGE_TOKEN",
+    "instagram": "JARING_INSTAGRAM_TOKEN",
+}
+
+
+def _tuple(value: object, where: str) -> tuple[Any, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise SourceConfigError(f"{where}: expected a list")
+    return tuple(value)
+
+
+def parse_sources(data: object, *, origin: str = "sources") -> list[SourceConfig]:
+    """Validate the parsed YAML document and build the sources."""
+    if not isinstance(data, dict) or not isinstance(data.get("sources"), list):
+        raise SourceConfigError(f"{origin}: expected a mapping with a 'sources' list")
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise SourceConfigError(f"{origin}: 'defaults' must be a mapping")
+    sources: list[SourceConfig] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(data["sources"]):
+        where = f"{origin}: sources[{index}]"
+        if not isinstance(raw, dict):
+            raise SourceConfigError(f"{where}: expected a mapping")
+        merged = {**defaults, **raw}
+        key = str(merged.pop("key", "")).strip()
+        if not key or len(key) > 64:
+            raise SourceConfigError(f"{where}: 'key' is required (at most 64 characters)")
+        if key in seen:
+            raise SourceConfigError(f"{where}: duplicate key {key!r}")
+        seen.add(key)
+        platform = str(merged.pop("platform", ""))
+        if platform not in PLATFORMS:
+            raise SourceConfigError(f"{where}: platform must be one of {', '.join(PLATFORMS)}")
+        accounts = []
+        for account in _tuple(merged.pop("accounts", None), f"{where}.accounts"):
+            if isinstance(account, dict) and account.get("id"):
+                accounts.append({"id": str(account["id"]), "handle": str(account.get("handle", ""))})
+            else:
+                raise SourceConfigError(f"{where}.accounts: each account needs an 'id'")
+        known = {f for f in SourceConfig.__dataclass_fields__ if f not in ("key", "platform", "accounts", "extra")}
+        values: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for name, value in merged.items():
+            if name in ("queries", "page_ids", "ig_account_ids", "own_usernames"):
+                values[name] = tuple(str(v) for v in _tuple(value, f"{where}.{name}"))
+            elif name in known:
+                values[name] = value
+            else:
+                extra[name] = value
+        source = SourceConfig(key=key, platform=platform, accounts=tuple(accounts), extra=extra, **values)
+        if source.schedule_seconds < 30:
+            raise SourceConfigError(f"{where}: schedule_seconds must be at least 30")
+        if platform == "twitter" and not (source.accounts or source.queries):
+            raise SourceConfigError(f"{where}: an X source needs accounts or queries")
+        if platform == "facebook" and not source.page_ids:
+            raise SourceConfigError(f"{where}: a Facebook source needs page_ids")
+        if platform == "instagram" and not source.ig_account_ids:
+            raise SourceConfigError(f"{where}: an Instagram source needs ig_account_ids")
+        sources.append(source)
+    return sources
+
+
+def load_sources(path: Path | str | None = None) -> list[SourceConfig]:
+    """Read and validate the sources file (default ``settings.sources_file``)."""
+    path = Path(path or get_settings().sources_file)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise SourceConfigError(f"{path}: {exc}") from exc
+    return parse_sources(data, origin=str(path))
+
+
+def get_source(key: str, path: Path | str | None = None) -> SourceConfig | None:
+    """The source named ``key``, read fresh from the file, or None."""
+    return next((s for s in load_sources(path) if s.key == key), None)
+
+
+def find_source_for_object(platform: str, object_id: str, path: Path | str | None = None) -> SourceConfig | None:
+    """The source watching a page / IG account id (for webhooks)."""
+    for source in load_sources(path):
+        if source.platform == platform and (object_id in source.page_ids or object_id in source.ig_account_ids):
+            return source
+    return None

@@ -1,0 +1,160 @@
+"""X collector over real HTTP against the stand-in, with tweepy unpatched."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from pipelines.harvest import run_source
+from pipelines.models import Checkpoint, HarvestRun, Post, SourceState
+from standins.twitter import TwitterState
+from tests.harvester.conftest import HarvestEnv, Sleeper
+
+
+def _mention(state: TwitterState, n: int) -> list[str]:
+    return [
+        state.add_tweet(f"@PemkotKupang keluhan nomor {i}: jalan di Oebobo rusak", author=f"warga{i}")
+        for i in range(n)
+    ]
+
+
+def test_mentions_paginate_across_many_pages_and_checkpoint(
+    harvest_env: HarvestEnv, x_state: TwitterState, session: Session, sleeper: Sleeper
+) -> None:
+    ids = _mention(x_state, 57)
+    summary = run_source(source_key="x-mentions", sleep=sleeper)
+    assert summary.status == "ok"
+    assert summary.pages == 6  # 10 per page
+    assert len(summary.new_post_ids) == 57
+    stored = set(session.scalars(sa.select(Post.external_id).where(Post.platform == "twitter")))
+    assert stored == set(ids)
+    checkpoint = session.scalar(sa.select(Checkpoint.value).where(Checkpoint.source_key == "x-mentions"))
+    assert checkpoint == max(ids, key=int)
+    # Incremental: the next run asks with since_id and finds only what is new.
+    newer = _mention(x_state, 3)
+    second = run_source(source_key="x-mentions", sleep=sleeper)
+    assert second.status == "ok" and len(second.new_post_ids) == 3
+    assert x_state.request_log[-1][1]["since_id"] == checkpoint
+    assert session.scalar(sa.select(sa.func.count()).select_from(Post)) == 60
+    assert set(newer) <= set(session.scalars(sa.select(Post.external_id)))
+    run = session.scalars(sa.select(HarvestRun).order_by(HarvestRun.id)).first()
+    assert run is not None and run.pages == 6 and run.new_count == 57 and run.status == "ok"
+
+
+def test_expansions_are_stored_with_the_raw_payload(
+    harvest_env: HarvestEnv, x_state: TwitterState, session: Session
+) -> None:
+    original = x_state.add_tweet(
+        "Air PDAM di Namosain mati seminggu, tolong @PemkotKupang",
+        author="bung_alak",
+        media=[{"type": "photo", "url": "https://pbs.twimg.com/media/a.jpg"}],
+        place={"id": "p1", "full_name": "Kupang, Indonesia", "country_code": "ID"},
+    )
+    rt = x_state.add_tweet(
+        "RT @bung_alak: Air PDAM di Namosain mati seminggu, tolong @PemkotKupang",
+        author="mama_penfui",
+        referenced=[{"type": "retweeted", "id": original}],
+    )
+    assert run_source(source_key="x-mentions").status == "ok"
+    posts = {p.external_id: p for p in session.scalars(sa.select(Post))}
+    assert posts[original].author_handle == "bung_alak"
+    assert posts[original].media == [{"type": "photo", "url": "https://pbs.twimg.com/media/a.jpg"}]
+    assert posts[original].raw["place"]["full_name"] == "Kupang, Indonesia"
+    assert posts[original].raw["tweet"]["id"] == original
+    assert posts[rt].original_post_id == posts[original].id
+    assert posts[rt].referenced == [{"type": "retweeted", "id": original}]
+    # The retweet's text is the original's: grouped as a duplicate, not deleted.
+    assert posts[rt].duplicate_of_id == posts[original].id
+    assert posts[rt].dup_group_id == posts[original].id
+
+
+def test_429_mid_run_then_resume_without_gap_or_duplicate(
+    harvest_env: HarvestEnv, x_state: TwitterState, session: Session, sleeper: Sleeper
+) -> None:
+    ids = _mention(x_state, 45)
+    x_state.faults.at_request = {3: "429"}  # third page answers 429 with x-rate-limit-reset = now + 900
+    first = run_source(source_key="x-mentions", sleep=sleeper)
+    assert first.status == "partial"
+    assert sleeper.calls == []  # 15 minutes is longer than a run may sleep: no blocking
+    assert session.scalar(sa.select(sa.func.count()).select_from(Checkpoint)) == 0
+    stored_after_first = session.scalar(sa.select(sa.func.count()).select_from(Post))
+    assert stored_after_first == 20
+    state = session.get(SourceState, "x-mentions")
+    assert state is not None and state.health == "backoff" and state.backoff_until is not None
+    # Still in backoff: the next scheduled run does not call X at all.
+    requests_before = x_state.faults.requests
+    assert run_source(source_key="x-mentions", sleep=sleeper).status == "backoff"
+    assert x_state.faults.requests == requests_before
+    # After the window: resume from the old checkpoint; everything once.
+    newer = _mention(x_state, 2)
+    second = run_source(source_key="x-mentions", sleep=sleeper, force=True)
+    assert second.status == "ok"
+    stored = list(session.scalars(sa.select(Post.external_id)))
+    assert sorted(stored) == sorted(ids + newer)
+    assert len(stored) == len(set(stored))
+
+
+def test_short_rate_limit_is_slept_through_with_injected_sleep(
+    harvest_env: HarvestEnv, x_state: TwitterState, session: Session, sleeper: Sleeper
+) -> None:
+    x_state.rate_limit_window_seconds = 20
+    _mention(x_state, 25)
+    x_state.faults.at_request = {2: "429"}
+    summary = run_source(source_key="x-mentions", sleep=sleeper)
+    assert summary.status == "ok" and len(summary.new_post_ids) == 25
+    assert len(sleeper.calls) == 1 and 15 <= sleeper.calls[0] <= 22
+    run = session.get(HarvestRun, summary.run_id)
+    assert run is not None and run.rate_limit_wait_seconds == sleeper.calls[0]
+
+
+def test_5xx_is_retried_with_backoff(
+    harvest_env: HarvestEnv, x_state: TwitterState, session: Session, sleeper: Sleeper
+) -> None:
+    _mention(x_state, 15)
+    x_state.faults.at_request = {1: "503", 2: "500", 4: "html"}
+    summary = run_source(source_key="x-mentions", sleep=sleeper)
+    assert summary.status == "ok" and len(summary.new_post_ids) == 15
+    assert sleeper.calls == [1.0, 2.0, 1.0]
+
+
+def test_expired_token_marks_source_failing_with_a_readable_reason(
+    harvest_env: HarvestEnv, x_state: TwitterState, session: Session
+) -> None:
+    _mention(x_state, 3)
+    x_state.expired_tokens.add("x-test-token")
+    summary = run_source(source_key="x-mentions")
+    assert summary.status == "failed"
+    state = session.get(SourceState, "x-mentions")
+    assert state is not None and state.health == "stopped"
+    assert "HTTP 401" in state.last_error
+    assert session.scalar(sa.select(sa.func.count()).select_from(Post)) == 0
+
+
+def test_malformed_tweets_are_quarantined_and_the_run_goes_on(
+    harvest_env: HarvestEnv, x_state: TwitterState, session: Session
+) -> None:
+    from pipelines.models import Quarantine
+
+    _mention(x_state, 3)
+    x_state.add_malformed({"id": "123", "author_id": "1"}, mentions="PemkotKupang")
+    x_state.add_malformed({"text": "no id @PemkotKupang"}, mentions="PemkotKupang")
+    _mention(x_state, 2)
+    summary = run_source(source_key="x-mentions")
+    assert summary.status == "ok" and summary.quarantined == 2 and len(summary.new_post_ids) == 5
+    rows = list(session.scalars(sa.select(Quarantine).order_by(Quarantine.id)))
+    assert {r.reason for r in rows} == {"tweet 123 has no text", "tweet has no valid id"}
+    assert all(r.source_key == "x-mentions" and r.run_id == summary.run_id for r in rows)
+    assert '"author_id": "1"' in rows[0].raw_body or '"author_id": "1"' in rows[1].raw_body
+
+
+def test_recent_search_follows_next_token(
+    harvest_env: HarvestEnv, x_state: TwitterState, session: Session
+) -> None:
+    hits = [
+        x_state.add_tweet(f"Sampah di Oebobo menumpuk lagi hari ke-{i}", author=f"w{i}") for i in range(23)
+    ]
+    x_state.add_tweet("Pantai Lasiana indah sekali", author="turis")
+    summary = run_source(source_key="x-search")
+    assert summary.status == "ok" and summary.pages == 3
+    assert set(session.scalars(sa.select(Post.external_id))) == set(hits)
+    assert any("next_token" in params for _, params in x_state.request_log)
