@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from classifier.city import City
+from jaring.settings import Settings
 from pipelines import audit
 from pipelines.models import Complaint, Post, PostStatus, Review, User, utcnow
 
@@ -257,7 +258,9 @@ class Composed:
     outbox_id: int | None
 
 
-def compose_complaint(*, session: Session, post_id: int, user: User, form: ComplaintForm, city: City) -> Composed:
+def compose_complaint(
+    *, session: Session, post_id: int, user: User, form: ComplaintForm, city: City, settings: Settings | None = None
+) -> Composed:
     """Create the formal complaint for a post and put it in the LAPOR! outbox, in the caller's transaction.
 
     A queued post is confirmed on the way. Raises ActionError with the validation problems, or
@@ -300,7 +303,7 @@ def compose_complaint(*, session: Session, post_id: int, user: User, form: Compl
                                                   "group_members": [m.id for m in members]})
     audit.record(session=session, actor=user.username, action="post.compose", object_type="post",
                  object_id=post_id, details={"complaint_id": complaint.id})
-    item = outbox.enqueue(session=session, complaint=complaint, actor=user.username)
+    item = outbox.enqueue(session=session, complaint=complaint, actor=user.username, settings=settings)
     session.flush()
     return Composed(complaint=complaint, outbox_id=getattr(item, "id", None))
 

@@ -280,7 +280,8 @@ async def compose(post_id: int, request: Request, user: User = Depends(require_r
     if errors:
         return _render_composer(request, db, post, values, errors, status_code=400)
     try:
-        composed = review_actions.compose_complaint(session=db, post_id=post_id, user=user, form=form, city=city)
+        composed = review_actions.compose_complaint(session=db, post_id=post_id, user=user, form=form, city=city,
+                                                     settings=request.app.state.settings)
         db.commit()
     except review_actions.ActionError as exc:
         db.rollback()

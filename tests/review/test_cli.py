@@ -1,0 +1,42 @@
+"""``jaring users create`` and the ``serve`` command's registration."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+import typer
+from typer.testing import CliRunner
+
+from jaring.cli import web
+from pipelines.models import AuditLog, User
+from review.auth import verify_password
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    web.register(app)
+    return app
+
+
+def test_users_create_takes_the_password_from_env_not_arguments(session, monkeypatch) -> None:
+    monkeypatch.setenv(web.PASSWORD_ENV, "sandi-dari-lingkungan")
+    result = CliRunner().invoke(_app(), ["users", "create", "--username", "Humas1", "--role", "reviewer"])
+    assert result.exit_code == 0, result.output
+    assert "sandi-dari-lingkungan" not in result.output
+    user = session.scalar(sa.select(User).where(User.username == "humas1"))
+    assert user.role == "reviewer" and verify_password(user.password_hash, "sandi-dari-lingkungan")
+    assert session.scalar(sa.select(AuditLog.actor).where(AuditLog.action == "user.create")) == "system:cli"
+
+
+def test_users_create_prompts_and_rejects_bad_roles(session, monkeypatch) -> None:
+    runner = CliRunner()
+    bad = runner.invoke(_app(), ["users", "create", "--username", "x", "--role", "raja"], input="sandi-rahasia-1\n" * 2)
+    assert bad.exit_code == 1 and "Peran" in bad.output
+    ok = runner.invoke(_app(), ["users", "create", "--username", "pimpinan", "--role", "viewer"],
+                       input="sandi-rahasia-1\nsandi-rahasia-1\n")
+    assert ok.exit_code == 0, ok.output
+    assert session.scalar(sa.select(User.role).where(User.username == "pimpinan")) == "viewer"
+
+
+def test_serve_is_registered() -> None:
+    result = CliRunner().invoke(_app(), ["serve", "--help"])
+    assert result.exit_code == 0 and "review web app" in result.output
