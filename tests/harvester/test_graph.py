@@ -1,0 +1,173 @@
+"""Facebook Page and Instagram collectors over real HTTP against the Graph stand-in, facebook-sdk unpatched."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from pipelines.harvest import run_source
+from pipelines.models import AuditLog, Checkpoint, Post, PostVersion, Quarantine, SourceState
+from standins.graph import GraphState
+from tests.harvester.conftest import IG_ID, PAGE_ID, HarvestEnv, Sleeper
+
+
+def _ago(minutes: float) -> datetime:
+    return datetime.now(UTC) - timedelta(minutes=minutes)
+
+
+def test_feed_tagged_and_comments_page_to_the_end(
+    harvest_env: HarvestEnv, graph_state: GraphState, session: Session, sleeper: Sleeper
+) -> None:
+    graph_state.empty_first_page = True  # Graph may answer an empty page that still has `next`
+    own = graph_state.add_post(
+        PAGE_ID, "Info pemadaman listrik besok", author=(PAGE_ID, "Pemkot"), created_at=_ago(300)
+    )
+    visitors = [
+        graph_state.add_post(PAGE_ID, f"Jalan rusak di Liliba bagian {i}", created_at=_ago(200 - i))
+        for i in range(23)
+    ]
+    tagged = graph_state.add_post(
+        PAGE_ID, "Drainase mampet di Oesapa", tagged=True, author=("777", "Om Yos"), created_at=_ago(50)
+    )
+    comments = [
+        graph_state.add_comment(
+            own, f"Di Kelapa Lima listrik su mati dari pagi {i}", created_at=_ago(100 - i)
+        )
+        for i in range(14)
+    ]
+    reply = graph_state.add_comment(
+        own, "Terima kasih infonya", author=(PAGE_ID, "Pemkot"), created_at=_ago(20)
+    )
+    summary = run_source(source_key="fb", sleep=sleeper)
+    assert summary.status == "ok", summary.errors
+    stored = set(session.scalars(sa.select(Post.external_id).where(Post.platform == "facebook")))
+    assert stored == set(visitors) | {tagged} | set(comments)  # the page's own post and reply are context
+    assert own not in stored and reply not in stored
+    comment = session.scalars(sa.select(Post).where(Post.external_id == comments[0])).one()
+    assert (
+        comment.kind == "fb_comment"
+        and comment.thread_external_id == own
+        and comment.parent_external_id == own
+    )
+    cursors = dict(session.execute(sa.select(Checkpoint.cursor, Checkpoint.value)).all())
+    assert set(cursors) == {f"feed:{PAGE_ID}", f"tagged:{PAGE_ID}", f"comments:{PAGE_ID}"}
+    # The next run asks from the checkpoint minus the overlap and stores nothing twice.
+    again = run_source(source_key="fb", sleep=sleeper)
+    assert again.status == "ok" and again.new_post_ids == []
+    assert session.scalar(sa.select(sa.func.count()).select_from(Post)) == len(stored)
+
+
+def test_edited_post_is_kept_as_a_version(
+    harvest_env: HarvestEnv, graph_state: GraphState, session: Session
+) -> None:
+    post = graph_state.add_post(PAGE_ID, "Lampu jalan di TDM mati", created_at=_ago(5))
+    assert run_source(source_key="fb").status == "ok"
+    graph_state.edit(post, "Lampu jalan di TDM mati semua, sudah seminggu")
+    second = run_source(source_key="fb")
+    assert second.status == "ok" and len(second.updated_post_ids) == 1 and second.new_post_ids == []
+    stored = session.scalars(sa.select(Post).where(Post.external_id == post)).one()
+    assert stored.text == "Lampu jalan di TDM mati semua, sudah seminggu" and stored.version == 2
+    versions = list(session.scalars(sa.select(PostVersion).where(PostVersion.post_id == stored.id)))
+    assert [(v.version, v.text) for v in versions] == [(1, "Lampu jalan di TDM mati")]
+
+
+def test_throttling_codes_back_off_and_transient_codes_retry(
+    harvest_env: HarvestEnv, graph_state: GraphState, session: Session, sleeper: Sleeper
+) -> None:
+    for i in range(12):
+        graph_state.add_post(PAGE_ID, f"Sampah di Oeba belum diangkut hari {i}", created_at=_ago(30 - i))
+    graph_state.throttle_minutes = 0
+    graph_state.faults.at_request = {1: "2", 2: "1", 3: "17", 5: "613"}
+    summary = run_source(source_key="fb", sleep=sleeper)
+    assert summary.status == "ok" and len(summary.new_post_ids) == 12
+    assert sleeper.calls == [1.0, 2.0, 60.0, 60.0]  # 1/2: retry backoff; 17/613: throttle backoff
+
+
+def test_long_throttle_ends_the_run_and_resumes_later(
+    harvest_env: HarvestEnv, graph_state: GraphState, session: Session, sleeper: Sleeper
+) -> None:
+    posts = [
+        graph_state.add_post(PAGE_ID, f"Air PDAM di Oepura mati hari {i}", created_at=_ago(60 - i))
+        for i in range(25)
+    ]
+    graph_state.throttle_minutes = 30  # x-business-use-case-usage: estimated_time_to_regain_access
+    graph_state.faults.at_request = {2: "4"}
+    first = run_source(source_key="fb", sleep=sleeper)
+    assert first.status == "partial" and sleeper.calls == []
+    state = session.get(SourceState, "fb")
+    assert state is not None and state.health == "backoff"
+    backoff = state.backoff_until if state.backoff_until.tzinfo else state.backoff_until.replace(tzinfo=UTC)
+    assert timedelta(minutes=29) < backoff - datetime.now(UTC) <= timedelta(minutes=30)
+    assert session.scalar(sa.select(sa.func.count()).select_from(Checkpoint)) == 0
+    second = run_source(source_key="fb", sleep=sleeper, force=True)
+    assert second.status == "ok"
+    stored = list(session.scalars(sa.select(Post.external_id)))
+    assert sorted(stored) == sorted(posts)
+
+
+def test_expired_token_stops_the_source_and_alerts_an_admin(
+    harvest_env: HarvestEnv, graph_state: GraphState, session: Session
+) -> None:
+    graph_state.add_post(PAGE_ID, "Jalan rusak", created_at=_ago(5))
+    graph_state.expired_tokens.add("graph-test-token")
+    summary = run_source(source_key="fb")
+    assert summary.status == "failed"
+    state = session.get(SourceState, "fb")
+    assert state is not None and state.health == "stopped" and "code 190" in state.last_error
+    alert = session.scalars(sa.select(AuditLog).where(AuditLog.action == "harvest.source_stopped")).one()
+    assert alert.object_id == "fb" and "190" in alert.details["reason"]
+    # A stopped source is not called again until an admin re-enables it.
+    before = graph_state.faults.requests
+    graph_state.expired_tokens.clear()
+    assert run_source(source_key="fb").status == "stopped"
+    assert graph_state.faults.requests == before
+
+
+def test_malformed_graph_items_are_quarantined(
+    harvest_env: HarvestEnv, graph_state: GraphState, session: Session
+) -> None:
+    graph_state.add_post(PAGE_ID, "Jalan di Naikoten berlubang", created_at=_ago(10))
+    graph_state.add_raw(f"feed:{PAGE_ID}", {"id": "bad_1", "message": "no time"}, created_at=_ago(9))
+    graph_state.add_raw(
+        f"feed:{PAGE_ID}",
+        {"message": "no id", "created_time": "2026-01-01T00:00:00+0000"},
+        created_at=_ago(8),
+    )
+    summary = run_source(source_key="fb")
+    assert summary.status == "ok" and summary.quarantined == 2 and len(summary.new_post_ids) == 1
+    reasons = set(session.scalars(sa.select(Quarantine.reason)))
+    assert reasons == {"post bad_1 has no readable created_time", "post has no id"}
+
+
+def test_instagram_tags_and_comments_on_own_media(
+    harvest_env: HarvestEnv, graph_state: GraphState, session: Session
+) -> None:
+    tagged = [
+        graph_state.add_ig_media(
+            IG_ID, f"Banjir lagi di Fatululi #{i} @pemkot.kupang", created_at=_ago(90 - i)
+        )
+        for i in range(12)
+    ]
+    own = graph_state.add_ig_media(IG_ID, "Kegiatan bersih pantai", tagged=False, created_at=_ago(200))
+    comments = [
+        graph_state.add_ig_comment(
+            own, f"Pak, sampah di Pasir Panjang belum diangkut {i}", created_at=_ago(60 - i)
+        )
+        for i in range(7)
+    ]
+    reply = graph_state.add_ig_comment(
+        own, "Kami teruskan ke DLHK", username="pemkot.kupang", parent_id=comments[0], created_at=_ago(10)
+    )
+    citizen_reply = graph_state.add_ig_comment(
+        own, "Sudah dua minggu pak", parent_id=comments[0], created_at=_ago(5)
+    )
+    summary = run_source(source_key="ig")
+    assert summary.status == "ok", summary.errors
+    stored = set(session.scalars(sa.select(Post.external_id).where(Post.platform == "instagram")))
+    assert stored == set(tagged) | set(comments) | {citizen_reply}
+    assert reply not in stored
+    nested = session.scalars(sa.select(Post).where(Post.external_id == citizen_reply)).one()
+    assert nested.parent_external_id == comments[0] and nested.thread_external_id == own
+    assert run_source(source_key="ig").new_post_ids == []

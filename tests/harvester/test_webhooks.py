@@ -1,0 +1,148 @@
+"""Meta webhook receiver: handshake, signature on the raw body, fetch of the mentioned content, dedupe with polls."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+from sqlalchemy.orm import Session
+
+from harvester.webhooks import verify_signature
+from pipelines.harvest import run_source
+from pipelines.models import Post, Quarantine
+from review.webhooks import router
+from standins.graph import GraphState, sign
+from standins.server import RunningServer, serve_app
+from tests.harvester.conftest import IG_ID, PAGE_ID, HarvestEnv
+
+SECRET = "app-secret-for-tests"
+
+
+@pytest.fixture
+def receiver(harvest_env: HarvestEnv) -> Iterator[RunningServer]:
+    app = FastAPI()
+    app.include_router(router)
+    with serve_app(app) as server:
+        yield server
+
+
+def _post(
+    server: RunningServer,
+    payload: dict,
+    *,
+    secret: str = SECRET,
+    signature: str | None = None,
+    body: bytes | None = None,
+) -> httpx.Response:
+    raw = body if body is not None else json.dumps(payload).encode()
+    headers = {"content-type": "application/json"}
+    if signature is None:
+        signature = sign(secret, raw)
+    if signature:
+        headers["x-hub-signature-256"] = signature
+    return httpx.post(f"{server.base_url}/webhooks/meta", content=raw, headers=headers, timeout=10)
+
+
+def test_verify_signature_is_exact() -> None:
+    body = b'{"object":"page"}'
+    assert verify_signature(SECRET, body, sign(SECRET, body))
+    assert not verify_signature(SECRET, body + b" ", sign(SECRET, body))
+    assert not verify_signature(SECRET, body, sign("other", body))
+    assert not verify_signature(SECRET, body, None)
+    assert not verify_signature(SECRET, body, "sha1=" + sign(SECRET, body)[7:])
+    assert not verify_signature("", body, sign("", body))
+
+
+def test_handshake_echoes_challenge_only_for_our_token(receiver: RunningServer) -> None:
+    ok = httpx.get(
+        f"{receiver.base_url}/webhooks/meta",
+        params={"hub.mode": "subscribe", "hub.verify_token": "verify-me", "hub.challenge": "1158201444"},
+    )
+    assert ok.status_code == 200 and ok.text == "1158201444"
+    bad = httpx.get(
+        f"{receiver.base_url}/webhooks/meta",
+        params={"hub.mode": "subscribe", "hub.verify_token": "nope", "hub.challenge": "x"},
+    )
+    assert bad.status_code == 403
+
+
+def test_bad_or_missing_signature_is_rejected_and_nothing_stored(
+    receiver: RunningServer, graph_state: GraphState, session: Session
+) -> None:
+    media = graph_state.add_ig_media(IG_ID, "Jalan rusak @pemkot.kupang")
+    payload = graph_state.webhook_ig_mention(IG_ID, media_id=media)
+    assert _post(receiver, payload, secret="wrong").status_code == 403
+    assert _post(receiver, payload, signature="").status_code == 403
+    tampered = json.dumps(payload).encode()
+    assert (
+        _post(
+            receiver, payload, signature=sign(SECRET, tampered), body=tampered.replace(b"instagram", b"page")
+        ).status_code
+        == 403
+    )
+    assert graph_state.request_log == []  # nothing fetched
+    assert session.scalar(sa.select(sa.func.count()).select_from(Post)) == 0
+
+
+def test_instagram_mention_in_comment_and_caption_are_fetched_and_stored(
+    receiver: RunningServer, graph_state: GraphState, session: Session
+) -> None:
+    media = graph_state.add_ig_media(
+        IG_ID, "Foto jalan rusak di Sikumana @pemkot.kupang tolong", tagged=False
+    )
+    comment = graph_state.add_ig_comment(media, "@pemkot.kupang air sonde mengalir di Bakunase su 3 hari")
+    response = _post(receiver, graph_state.webhook_ig_mention(IG_ID, media_id=media, comment_id=comment))
+    assert response.status_code == 200 and response.json()["new"] == 1
+    response = _post(receiver, graph_state.webhook_ig_mention(IG_ID, media_id=media))
+    assert response.status_code == 200 and response.json()["new"] == 1
+    posts = {p.external_id: p for p in session.scalars(sa.select(Post))}
+    assert posts[comment].text.startswith("@pemkot.kupang air sonde") and posts[comment].source_key == "ig"
+    assert posts[comment].thread_external_id == media
+    assert posts[media].kind == "ig_media"
+    # Meta delivers again: stored once.
+    again = _post(receiver, graph_state.webhook_ig_mention(IG_ID, media_id=media, comment_id=comment))
+    assert again.json()["new"] == 0
+    assert session.scalar(sa.select(sa.func.count()).select_from(Post)) == 2
+
+
+def test_page_feed_webhook_and_poll_store_the_post_once(
+    receiver: RunningServer, graph_state: GraphState, session: Session
+) -> None:
+    post = graph_state.add_post(
+        PAGE_ID,
+        "Pelayanan di Puskesmas Oepoi lambat sekali",
+        created_at=datetime.now(UTC) - timedelta(minutes=3),
+    )
+    comment = graph_state.add_comment(post, "Betul, beta tunggu 4 jam")
+    assert _post(receiver, graph_state.webhook_page_feed(PAGE_ID, post)).json()["new"] == 1
+    assert _post(receiver, graph_state.webhook_page_feed(PAGE_ID, comment)).json()["new"] == 1
+    assert run_source(source_key="fb").new_post_ids == []
+    stored = session.scalars(sa.select(Post).where(Post.external_id == comment)).one()
+    assert stored.thread_external_id == post and stored.parent_external_id == post
+    assert session.scalar(sa.select(sa.func.count()).select_from(Post)) == 2
+
+
+def test_unknown_object_in_webhook_is_quarantined_not_lost(
+    receiver: RunningServer, graph_state: GraphState, session: Session
+) -> None:
+    payload = graph_state.webhook_ig_mention(IG_ID, media_id="999", comment_id="404404")
+    response = _post(receiver, payload)
+    assert response.status_code == 200 and response.json()["quarantined"] == 1
+    row = session.scalars(sa.select(Quarantine)).one()
+    assert "404404" in row.raw_body and "webhook fetch failed" in row.reason
+
+
+def test_graph_outage_during_webhook_asks_meta_to_retry(
+    receiver: RunningServer, graph_state: GraphState, session: Session
+) -> None:
+    media = graph_state.add_ig_media(IG_ID, "Jalan rusak @pemkot.kupang")
+    graph_state.faults.rate = 1.0
+    response = _post(receiver, graph_state.webhook_ig_mention(IG_ID, media_id=media))
+    assert response.status_code == 503
+    graph_state.faults.rate = 0.0
+    assert _post(receiver, graph_state.webhook_ig_mention(IG_ID, media_id=media)).json()["new"] == 1
