@@ -423,3 +423,59 @@ def ingest_webhook(*, payload: dict[str, Any], settings: Settings | None = None)
             total.merge(ingest_posts(session=session, source_key=source_key, items=items, settings=settings))
             session.commit()
     return total
+
+
+# -- monitoring -------------------------------------------------------------------------------------
+
+
+def source_status(*, session: Session, sources: list[SourceConfig]) -> list[dict[str, Any]]:
+    """Health, last success, backoff and the last run's counts of each configured source."""
+    states = {s.source_key: s for s in session.scalars(sa.select(SourceState))}
+    rows = []
+    for source in sources:
+        state = states.get(source.key)
+        last = session.scalars(
+            sa.select(HarvestRun)
+            .where(HarvestRun.source_key == source.key)
+            .order_by(HarvestRun.id.desc())
+            .limit(1)
+        ).first()
+        rows.append(
+            {
+                "key": source.key,
+                "platform": source.platform,
+                "enabled": source.enabled,
+                "health": (state.health if state else "never run") if source.enabled else "disabled",
+                "last_success_at": aware(state.last_success_at) if state else None,
+                "backoff_until": aware(state.backoff_until) if state else None,
+                "last_error": state.last_error if state else "",
+                "running": bool(state and state.lease_owner),
+                "last_run_at": aware(last.started_at) if last else None,
+                "last_run_status": last.status if last else None,
+                "new": last.new_count if last else 0,
+                "updated": last.updated_count if last else 0,
+                "duplicate": last.duplicate_count if last else 0,
+                "quarantined": last.quarantined_count if last else 0,
+                "rate_limit_wait_seconds": last.rate_limit_wait_seconds if last else 0.0,
+            }
+        )
+    return rows
+
+
+def reset_health(*, session: Session, source_key: str, enabled: bool, actor: str) -> None:
+    """After an admin switches a source on/off: clear a stop/backoff (on enable) and audit it. Does not commit."""
+    ensure_state(session=session, source_key=source_key)
+    if enabled:
+        session.execute(
+            sa.update(SourceState)
+            .where(SourceState.source_key == source_key)
+            .values(health="ok", backoff_until=None, last_error="")
+            .execution_options(synchronize_session=False)
+        )
+    audit.record(
+        session=session,
+        actor=actor,
+        action="source.enabled" if enabled else "source.disabled",
+        object_type="source",
+        object_id=source_key,
+    )

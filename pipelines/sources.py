@@ -102,7 +102,9 @@ def parse_sources(data: object, *, origin: str = "sources") -> list[SourceConfig
                 accounts.append({"id": str(account["id"]), "handle": str(account.get("handle", ""))})
             else:
                 raise SourceConfigError(f"{where}.accounts: each account needs an 'id'")
-        known = {f for f in SourceConfig.__dataclass_fields__ if f not in ("key", "platform", "accounts", "extra")}
+        known = {
+            f for f in SourceConfig.__dataclass_fields__ if f not in ("key", "platform", "accounts", "extra")
+        }
         values: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         for name, value in merged.items():
@@ -140,9 +142,45 @@ def get_source(key: str, path: Path | str | None = None) -> SourceConfig | None:
     return next((s for s in load_sources(path) if s.key == key), None)
 
 
-def find_source_for_object(platform: str, object_id: str, path: Path | str | None = None) -> SourceConfig | None:
+def find_source_for_object(
+    platform: str, object_id: str, path: Path | str | None = None
+) -> SourceConfig | None:
     """The source watching a page / IG account id (for webhooks)."""
     for source in load_sources(path):
-        if source.platform == platform and (object_id in source.page_ids or object_id in source.ig_account_ids):
+        if source.platform == platform and (
+            object_id in source.page_ids or object_id in source.ig_account_ids
+        ):
             return source
     return None
+
+
+def set_enabled(key: str, enabled: bool, path: Path | str | None = None) -> None:
+    """Switch a source on or off in the sources file, keeping the file's comments and layout."""
+    path = Path(path or get_settings().sources_file)
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    start = None
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("- key:") and stripped.split(":", 1)[1].strip().strip("'\"") == key:
+            start = index
+            break
+    if start is None:
+        raise SourceConfigError(f"{path}: no source {key!r}")
+    indent = " " * (len(lines[start]) - len(lines[start].lstrip()) + 2)
+    end = start + 1
+    while end < len(lines) and (
+        not lines[end].strip() or lines[end].startswith(indent) or lines[end].lstrip().startswith("#")
+    ):
+        end += 1
+    value = "true" if enabled else "false"
+    for index in range(start + 1, end):
+        if lines[index].startswith(indent + "enabled:"):
+            lines[index] = f"{indent}enabled: {value}\n"
+            break
+    else:
+        lines.insert(start + 1, f"{indent}enabled: {value}\n")
+    text = "".join(lines)
+    parse_sources(yaml.safe_load(text), origin=str(path))  # never write a file we could not read back
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
