@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -89,6 +90,15 @@ class Post(Base):
         Index("ix_posts_content_hash", "content_hash"),
         Index("ix_posts_simhash_band", "simhash_band"),
         Index("ix_posts_created_at", "created_at"),
+        # Inbox filters keep the (priority, id) order inside each filter value (migration 0003).
+        Index("ix_posts_inbox_platform", "status", "platform", "priority", "id"),
+        Index("ix_posts_inbox_topic", "status", "topic", "priority", "id"),
+        Index("ix_posts_inbox_agency", "status", "agency", "priority", "id"),
+        Index("ix_posts_inbox_kecamatan", "status", "kecamatan", "priority", "id"),
+        Index("ix_posts_dup_group", "dup_group_id"),
+        # Inbox search: a trigram index on PostgreSQL; on SQLite an empty partial index (WHERE 0).
+        Index("ix_posts_text_trgm", "text", postgresql_using="gin", postgresql_ops={"text": "gin_trgm_ops"},
+              sqlite_where=sql_text("0")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

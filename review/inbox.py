@@ -154,8 +154,8 @@ def inbox_page(
     after = decode_cursor(cursor)
     if after is not None:
         priority, post_id = after
-        # Row-value comparison keeps PostgreSQL on the index; spelled out so SQLite plans it the same.
-        query = query.where(sa.or_(Post.priority < priority, sa.and_(Post.priority == priority, Post.id < post_id)))
+        # A row-value comparison: both PostgreSQL and SQLite (>= 3.15) turn it into an index range start.
+        query = query.where(sa.tuple_(Post.priority, Post.id) < sa.tuple_(priority, post_id))
     rows = list(session.scalars(query.limit(page_size + 1)))
     next_cursor = encode_cursor(rows[page_size - 1].priority, rows[page_size - 1].id) if len(rows) > page_size else None
     posts = rows[:page_size]
