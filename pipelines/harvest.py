@@ -276,6 +276,13 @@ def run_source(
             return HarvestSummary(
                 source_key, "backoff", errors=[f"in backoff until {backoff_until.isoformat()}"]
             )
+        # We hold the lease, so a run still marked running was left by a worker that died.
+        session.execute(
+            sa.update(HarvestRun)
+            .where(HarvestRun.source_key == source_key, HarvestRun.status == "running")
+            .values(status="abandoned", finished_at=now())
+            .execution_options(synchronize_session=False)
+        )
         run = HarvestRun(source_key=source_key, started_at=now(), status="running", errors=[])
         session.add(run)
         state.last_run_at = now()

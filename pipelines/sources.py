@@ -165,7 +165,14 @@ def set_enabled(key: str, enabled: bool, path: Path | str | None = None) -> None
             start = index
             break
     if start is None:
-        raise SourceConfigError(f"{path}: no source {key!r}")
+        # Not laid out as "- key: ..." first: rewrite through YAML (comments are lost, data kept).
+        data = yaml.safe_load("".join(lines))
+        match = [s for s in (data or {}).get("sources") or [] if isinstance(s, dict) and s.get("key") == key]
+        if not match:
+            raise SourceConfigError(f"{path}: no source {key!r}")
+        match[0]["enabled"] = enabled
+        _write(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+        return
     indent = " " * (len(lines[start]) - len(lines[start].lstrip()) + 2)
     end = start + 1
     while end < len(lines) and (
@@ -179,7 +186,10 @@ def set_enabled(key: str, enabled: bool, path: Path | str | None = None) -> None
             break
     else:
         lines.insert(start + 1, f"{indent}enabled: {value}\n")
-    text = "".join(lines)
+    _write(path, "".join(lines))
+
+
+def _write(path: Path, text: str) -> None:
     parse_sources(yaml.safe_load(text), origin=str(path))  # never write a file we could not read back
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text, encoding="utf-8")
