@@ -167,8 +167,6 @@ def decide(
         return False, f"no rule for topic={post.topic} agency={post.agency}", None
     if not rule.enabled:
         return False, f"rule for topic={rule.topic} agency={rule.agency} requires a reviewer", rule
-    if not post.agency:
-        return False, "no agency predicted", rule
     checks = (
         ("relevance", post.relevance_score, rule.min_relevance),
         ("topic", post.topic_score, rule.min_topic),

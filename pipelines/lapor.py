@@ -193,17 +193,19 @@ def _attachment_payload(attachments: list[Any]) -> list[dict[str, Any]]:
     return result
 
 
+def location_line(complaint: Complaint) -> str:
+    """The complaint's place in one line, kelurahan and kecamatan added when not already named."""
+    text = complaint.location_text or ""
+    parts = [text] if text else []
+    for prefix, value in (("Kel.", complaint.kelurahan), ("Kec.", complaint.kecamatan)):
+        if value and value.lower() not in text.lower():
+            parts.append(f"{prefix} {value}")
+    return ", ".join(parts)
+
+
 def complaint_fields(complaint: Complaint, *, idempotency_key: str) -> dict[str, Any]:
     """Our canonical complaint fields, before the configured renaming to LAPOR!'s names."""
-    location = ", ".join(
-        part
-        for part in (
-            complaint.location_text,
-            f"Kel. {complaint.kelurahan}" if complaint.kelurahan else "",
-            f"Kec. {complaint.kecamatan}" if complaint.kecamatan else "",
-        )
-        if part
-    )
+    location = location_line(complaint)
     return {
         "title": complaint.title,
         "body": complaint.body,
@@ -360,18 +362,7 @@ def copy_ready_fields(complaint: Complaint) -> list[tuple[str, str]]:
         ("Judul Laporan", complaint.title or ""),
         ("Isi Laporan", complaint.body or ""),
         ("Tanggal Kejadian", complaint.incident_date.date().isoformat() if complaint.incident_date else ""),
-        (
-            "Lokasi Kejadian",
-            ", ".join(
-                p
-                for p in (
-                    complaint.location_text,
-                    f"Kel. {complaint.kelurahan}" if complaint.kelurahan else "",
-                    f"Kec. {complaint.kecamatan}" if complaint.kecamatan else "",
-                )
-                if p
-            ),
-        ),
+        ("Lokasi Kejadian", location_line(complaint)),
         ("Kategori", complaint.category or ""),
         ("Instansi Tujuan", complaint.instansi or complaint.opd or ""),
         ("Anonim", "Ya" if complaint.anonymous else "Tidak"),

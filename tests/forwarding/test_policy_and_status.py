@@ -1,0 +1,190 @@
+"""The auto-forward policy, status sync with handling times and overdue flags, and the manual status."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from jaring.settings import reset_settings_cache
+from pipelines import outbox, status_sync
+from pipelines.forward_policy import (
+    AutoForwardConfig,
+    AutoForwardRule,
+    StatusSyncConfig,
+    apply_auto_forward,
+    decide,
+    load_forward_config,
+)
+from pipelines.models import AuditLog, Classification, Complaint, ComplaintStatusEvent, OutboxItem, Post
+from tests.forwarding.conftest import ForwardEnv, queue_complaints, write_policy
+
+RULES = {
+    "enabled": True,
+    "timezone": "Asia/Makassar",
+    "daily_cap": 100,
+    "rules": [
+        {"topic": "infrastruktur", "agency": "PUPR", "min_relevance": 0.8, "min_topic": 0.6, "min_agency": 0.4,
+         "daily_cap": 2},
+        {"topic": "kriminalitas", "enabled": False},
+    ],
+}
+
+
+def labelled_post(session: Session, n: int, *, topic: str = "infrastruktur", agency: str = "PUPR",
+                  relevance_score: float = 0.95, **fields: object) -> Post:
+    post = Post(platform="twitter", external_id=f"p{n}", text=f"Jalan di Oebobo rusak parah nomor {n}", raw={},
+                status="queued", relevance="keluhan", relevance_score=relevance_score, topic=topic,
+                topic_score=0.9, agency=agency, agency_score=0.7, **fields)
+    session.add(post)
+    session.flush()
+    session.add(Classification(post_id=post.id, model_version="2026-11-27-tfidf-svc", relevance="keluhan",
+                               relevance_score=relevance_score, topic=topic, topic_score=0.9, agency=agency,
+                               agency_score=0.7, scores={}))
+    session.flush()
+    return post
+
+
+@pytest.fixture
+def policy(forward_env: ForwardEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = write_policy(tmp_path / "policy.yaml", auto_forward=RULES)
+    monkeypatch.setenv("JARING_FORWARD_POLICY_FILE", str(path))
+    reset_settings_cache()
+    return path
+
+
+def test_decide_is_strict_about_every_condition() -> None:
+    rule = AutoForwardRule(topic="sampah", min_relevance=0.8, min_topic=0.5, min_agency=0.3, daily_cap=1)
+    config = AutoForwardConfig(enabled=True, daily_cap=10, rules=(rule,))
+    post = Post(relevance="keluhan", relevance_score=0.9, topic="sampah", topic_score=0.6, agency="LINGKUNGAN_HIDUP",
+                agency_score=0.5)
+    assert decide(config=config, post=post, auto_today=0, rule_today=0)[0] is True
+    assert decide(config=config.model_copy(update={"enabled": False}), post=post, auto_today=0)[1].startswith(
+        "kill switch")
+    assert "daily cap 10" in decide(config=config, post=post, auto_today=10, rule_today=0)[1]
+    assert "rule daily cap 1" in decide(config=config, post=post, auto_today=0, rule_today=1)[1]
+    post.topic_score = 0.49
+    assert "topic score" in decide(config=config, post=post, auto_today=0, rule_today=0)[1]
+    post.topic_score, post.relevance = 0.9, "bukan"
+    assert decide(config=config, post=post, auto_today=0, rule_today=0)[0] is False
+    post.relevance, post.topic = "keluhan", "kesehatan"
+    assert "no rule" in decide(config=config, post=post, auto_today=0, rule_today=0)[1]
+
+
+def test_shipped_policy_file_is_valid_and_safe() -> None:
+    config = load_forward_config(Path(__file__).resolve().parents[2] / "config" / "forward_policy.yaml")
+    assert config.auto_forward.enabled and config.auto_forward.daily_cap > 0
+    sensitive = {r.topic for r in config.auto_forward.rules if not r.enabled}
+    assert {"kriminalitas", "kesehatan", "adminduk"} <= sensitive
+    assert not (config.reply.twitter or config.reply.facebook or config.reply.instagram)  # replies off by default
+    assert config.lapor_api.fields["title"] == "judul"
+
+
+def test_auto_forward_enqueues_with_an_audited_decision(policy: Path, session: Session) -> None:
+    post = labelled_post(session, 1)
+    outbox_id = apply_auto_forward(session=session, post_id=post.id)
+    session.commit()
+    assert outbox_id is not None
+    item = session.get(OutboxItem, outbox_id)
+    complaint = session.get(Complaint, item.complaint_id)  # type: ignore[union-attr]
+    assert complaint.auto and complaint.post_id == post.id and complaint.model_version == "2026-11-27-tfidf-svc"
+    assert complaint.instansi and complaint.confidential
+    assert post.status == "confirmed"
+    entry = session.scalars(sa.select(AuditLog).where(AuditLog.action == "auto_forward.forwarded")).one()
+    assert entry.details["model_version"] == "2026-11-27-tfidf-svc"
+    assert entry.details["scores"]["relevance"] == ["keluhan", 0.95]
+    assert apply_auto_forward(session=session, post_id=post.id) is None  # already a complaint
+
+
+def test_auto_forward_refuses_near_duplicates_low_scores_caps_and_the_kill_switch(
+    policy: Path, session: Session, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    first = labelled_post(session, 1)
+    assert apply_auto_forward(session=session, post_id=first.id) is not None
+    session.commit()
+    near_dup = labelled_post(session, 2, duplicate_of_id=first.id, dup_group_id=first.id)
+    same_group = labelled_post(session, 3, dup_group_id=first.id)
+    unsure = labelled_post(session, 4, relevance_score=0.5)
+    crime = labelled_post(session, 5, topic="kriminalitas", agency="SATPOLPP")
+    for post in (near_dup, same_group, unsure, crime):
+        assert apply_auto_forward(session=session, post_id=post.id) is None
+    reasons = session.scalars(
+        sa.select(AuditLog.details).where(AuditLog.action == "auto_forward.skipped").order_by(AuditLog.id)
+    ).all()
+    assert [r["reason"].split(" ")[0] for r in reasons] == ["near-duplicate", "near-duplicate", "relevance", "rule"]
+
+    second = labelled_post(session, 6)
+    assert apply_auto_forward(session=session, post_id=second.id) is not None
+    third = labelled_post(session, 7)
+    assert apply_auto_forward(session=session, post_id=third.id) is None  # the rule's daily cap is 2
+    session.commit()
+
+    off = write_policy(tmp_path / "off.yaml", auto_forward={**RULES, "enabled": False})
+    monkeypatch.setenv("JARING_FORWARD_POLICY_FILE", str(off))
+    reset_settings_cache()
+    fourth = labelled_post(session, 8, topic="infrastruktur")
+    assert apply_auto_forward(session=session, post_id=fourth.id) is None
+    assert session.scalar(sa.select(sa.func.count()).select_from(Complaint)) == 2
+
+
+def test_handling_times_and_overdue_rules() -> None:
+    api = load_forward_config(Path(__file__).resolve().parents[2] / "config" / "forward_policy.yaml").lapor_api
+    config = StatusSyncConfig()
+    friday = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)  # Friday 10:00 WITA
+    # 3 working days from Friday is Wednesday: not overdue on Tuesday, overdue on Thursday.
+    times = status_sync.handling_times(forwarded_at=friday, events=[], api=api, config=config,
+                                       now=friday + timedelta(days=4))
+    assert times.overdue == [] and times.verify_due == datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+    times = status_sync.handling_times(forwarded_at=friday, events=[], api=api, config=config,
+                                       now=friday + timedelta(days=6))
+    assert times.overdue == ["verify"]
+    events = [("Belum Terverifikasi", friday), ("Terdisposisi", friday + timedelta(days=3)),
+              ("Ditindaklanjuti", friday + timedelta(days=5))]
+    times = status_sync.handling_times(forwarded_at=friday, events=events, api=api, config=config,
+                                       now=friday + timedelta(days=20))
+    assert times.verify_hours == 72 and times.respond_hours == 48
+    assert times.overdue == ["close"]  # answered, but not closed 10 days later
+    events.append(("Ditutup oleh Sistem", friday + timedelta(days=15)))
+    times = status_sync.handling_times(forwarded_at=friday, events=events, api=api, config=config,
+                                       now=friday + timedelta(days=20))
+    assert times.overdue == [] and times.close_hours == 360
+
+
+def test_status_sync_records_each_change_with_its_time(forward_env: ForwardEnv, session: Session) -> None:
+    ids = queue_complaints(session, 2)
+    tracking = [outbox.deliver(outbox_id=i).tracking_id for i in ids]
+    at = datetime.now(UTC) + timedelta(minutes=5)
+    forward_env.state.set_status(tracking[0], "Terdisposisi", at=at)
+    forward_env.state.set_status(tracking[0], "Ditindaklanjuti", at=at + timedelta(hours=1))
+
+    summary = status_sync.sync_all()
+    assert summary.checked == 2 and summary.changed == 2 and summary.errors == 0
+    session.expire_all()
+    complaint = session.scalars(sa.select(Complaint).where(Complaint.tracking_id == tracking[0])).one()
+    assert complaint.lapor_status == "Ditindaklanjuti" and complaint.status_checked_at is not None
+    events = session.scalars(
+        sa.select(ComplaintStatusEvent).where(ComplaintStatusEvent.complaint_id == complaint.id)
+        .order_by(ComplaintStatusEvent.changed_at)
+    ).all()
+    assert [e.status for e in events] == ["Belum Terverifikasi", "Terdisposisi", "Ditindaklanjuti"]
+    assert status_sync._aware(events[1].changed_at) == at
+    assert status_sync.sync_all().changed == 0  # nothing new, nothing recorded twice
+
+    forward_env.state.go_down(30)
+    with pytest.raises(status_sync.LaporError):
+        status_sync.sync_all()  # LAPOR! down: the task retries
+
+
+def test_manual_status_from_the_admin(forward_env: ForwardEnv, session: Session) -> None:
+    [outbox_id] = queue_complaints(session, 1)
+    result = outbox.deliver(outbox_id=outbox_id)
+    assert status_sync.record_manual_status(session=session, complaint_id=result.complaint_id,
+                                            status="Selesai", actor="admin") == 1
+    complaint = session.get(Complaint, result.complaint_id)
+    assert complaint.lapor_status == "Selesai" and complaint.closed_at is not None  # type: ignore[union-attr]
+    assert status_sync.open_complaint_ids(session=session) == []
+    summary = status_sync.handling_summary(session=session)
+    assert summary["forwarded"] == 1 and summary["median_close_hours"] is not None
