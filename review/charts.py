@@ -56,7 +56,7 @@ def stacked_columns(buckets: list[date], series: dict[str, list[int]], *, title:
             f'<text x="{left - 6}" y="{top + plot_height}" text-anchor="end" font-size="11" fill="#555">0</text>']
     for i, bucket in enumerate(buckets):
         x = left + i * slot + (slot - column) / 2
-        y = top + plot_height
+        y = float(top + plot_height)
         for j, values in enumerate(series.values()):
             h = plot_height * values[i] / peak
             if h > 0:

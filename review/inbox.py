@@ -119,7 +119,7 @@ def escape_like(term: str) -> str:
     return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def filtered_query(filters: InboxFilters) -> sa.Select[tuple[Post]]:
+def filtered_query(filters: InboxFilters) -> sa.Select[Post]:
     """SELECT posts matching the filters, in inbox order (no limit)."""
     query = sa.select(Post).where(Post.status == filters.status)
     if filters.platform:

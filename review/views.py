@@ -32,7 +32,7 @@ def pop_flash(request: Request) -> list[str] | None:
     message = request.state.session.pop("flash", None)
     if message is not None:
         request.state.session_dirty = True
-    return message  # type: ignore[no-any-return]
+    return message
 
 
 def safe_next(target: str | None, default: str) -> str:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 with warnings.catch_warnings():
     # Starlette 1.0 nags that its TestClient will move from httpx to httpx2; the client works as is.
@@ -78,7 +79,7 @@ def seed(url: str) -> dict[str, int]:
 
 def app_settings(url: str) -> Settings:
     """Settings for an app on the test database."""
-    return Settings(database_url=url, environment="test", secret_key="uji-" + "x" * 40)
+    return Settings(database_url=url, environment="test", secret_key=SecretStr("uji-" + "x" * 40))
 
 
 @pytest.fixture
@@ -144,3 +145,13 @@ def browserish(app: FastAPI) -> Iterator[Browserish]:
     yield make  # type: ignore[misc]
     for c in clients:
         c.client.close()
+
+
+@pytest.fixture(autouse=True)
+def _forget_login_failures() -> Iterator[None]:
+    """The per-client login limiter is process memory: start every test with a clean slate."""
+    from review import auth
+
+    auth._client_failures.clear()
+    yield
+    auth._client_failures.clear()
