@@ -1,0 +1,95 @@
+"""The forwarding pages in the review app: dead letters with fix-and-retry, manual entry, roles, CSRF."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.orm import Session
+
+from jaring.settings import reset_settings_cache
+from pipelines import outbox
+from pipelines.models import Complaint, OutboxState
+from review.app import create_app
+from tests.forwarding.conftest import ForwardEnv, add_complaint, item
+from tests.review.conftest import XSS, Browserish, app_settings, seed
+
+
+@pytest.fixture
+def web(forward_env: ForwardEnv) -> Iterator[FastAPI]:
+    seed(forward_env.database_url)
+    application = create_app(app_settings(forward_env.database_url))
+    yield application
+    application.state.engine.dispose()
+
+
+def client(app: FastAPI, role: str) -> Browserish:
+    browser = Browserish(app)
+    assert browser.login(role).status_code == 303  # type: ignore[attr-defined]
+    browser.refresh_token("/lapor")
+    return browser
+
+
+def test_dead_letter_is_shown_with_its_reason_and_fixed_then_retried(
+    forward_env: ForwardEnv, web: FastAPI, session: Session
+) -> None:
+    complaint = add_complaint(session, title=" ", body=f"Isi laporan {XSS} cukup panjang untuk LAPOR!")
+    outbox_id = outbox.enqueue(session=session, complaint=complaint, actor="rina").id
+    session.commit()
+    assert outbox.deliver(outbox_id=outbox_id).outcome == "dead"
+
+    reviewer = client(web, "reviewer")
+    page = reviewer.client.get("/lapor/gagal")
+    assert page.status_code == 200 and "Perbaiki &amp; kirim ulang" in page.text
+    assert "wajib diisi" in page.text and "<script>alert(1)" not in page.text
+    assert "&lt;script&gt;" in page.text
+
+    refused = reviewer.client.post(f"/lapor/{outbox_id}/kirim-ulang", data={"title": "Jalan rusak"})
+    assert refused.status_code == 403  # no CSRF token
+    assert item(session, outbox_id).state == OutboxState.DEAD.value
+
+    done = reviewer.post(f"/lapor/{outbox_id}/kirim-ulang", data={"title": "Jalan rusak di Oebobo"})
+    assert done.status_code == 303  # type: ignore[attr-defined]
+    assert item(session, outbox_id).state == OutboxState.PENDING.value
+    assert outbox.deliver(outbox_id=outbox_id).outcome == "sent"
+    detail = reviewer.client.get(f"/lapor/{outbox_id}")
+    assert detail.status_code == 200 and next(iter(forward_env.state.reports)) in detail.text
+    assert "Terkirim" in reviewer.client.get("/lapor").text
+    reviewer.client.close()
+
+
+def test_manual_entry_queue_is_copy_ready_and_takes_the_tracking_id(
+    forward_env: ForwardEnv, web: FastAPI, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JARING_LAPOR_SENDER", "manual")
+    reset_settings_cache()
+    complaint = add_complaint(session, title=f"Lampu jalan mati {XSS}")
+    outbox.enqueue(session=session, complaint=complaint, actor="rina")
+    session.commit()
+
+    admin = client(web, "admin")
+    page = admin.client.get("/lapor/manual")
+    assert page.status_code == 200 and "Judul Laporan" in page.text and "Instansi Tujuan" in page.text
+    assert "Dinas PUPR Kota Kupang" in page.text and "<script>alert(1)" not in page.text
+
+    bad = admin.post(f"/lapor/manual/{complaint.id}", data={"tracking_id": "<b>"})
+    assert bad.status_code == 303  # type: ignore[attr-defined]
+    assert "tidak valid" in admin.client.get("/lapor/manual").text
+    admin.refresh_token("/lapor")
+    admin.post(f"/lapor/manual/{complaint.id}", data={"tracking_id": "5216807"})
+    session.expire_all()
+    assert session.get(Complaint, complaint.id).tracking_id == "5216807"  # type: ignore[union-attr]
+    assert "Tidak ada aduan yang menunggu" in admin.client.get("/lapor/manual").text
+    admin.client.close()
+
+
+def test_viewers_cannot_reach_the_outbox(forward_env: ForwardEnv, web: FastAPI) -> None:
+    viewer = Browserish(web)
+    viewer.login("viewer")
+    assert viewer.client.get("/lapor").status_code == 403
+    assert viewer.client.get("/lapor/manual").status_code == 403
+    viewer.client.close()
+    anonymous = Browserish(web)
+    assert anonymous.client.get("/lapor/gagal").status_code == 303  # to the login page
+    anonymous.client.close()
