@@ -1,0 +1,62 @@
+"""``jaring outbox …``, ``jaring forward …`` and ``jaring manual …`` against the stand-in."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from jaring.cli import app
+from jaring.settings import reset_settings_cache
+from pipelines import outbox
+from pipelines.models import Complaint, OutboxState
+from tests.forwarding.conftest import ForwardEnv, add_complaint, item, queue_complaints
+
+runner = CliRunner()
+
+
+def run(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_deliver_list_show_sync(forward_env: ForwardEnv, session: Session) -> None:
+    ids = queue_complaints(session, 3)
+    assert json.loads(run("forward", "deliver")) == {"sent": 3}
+    listed = run("outbox", "list", "--json")
+    assert listed.count('"state": "sent"') == 3
+    shown = run("outbox", "show", str(ids[0]))
+    assert '"tracking_id": "53000' in shown and "sent" in shown
+    tracking = item(session, ids[0])
+    forward_env.state.set_status(forward_env.state.by_ref[tracking.idempotency_key], "Terdisposisi")
+    assert json.loads(run("forward", "sync"))["changed"] == 1
+
+
+def test_retry_dead_with_a_fixed_title(forward_env: ForwardEnv, session: Session) -> None:
+    complaint = add_complaint(session, title=" ")
+    outbox_id = outbox.enqueue(session=session, complaint=complaint, actor="rina").id
+    session.commit()
+    assert outbox.deliver(outbox_id=outbox_id).outcome == "dead"
+    assert "dead=1" in run("outbox", "list", "--state", "dead")
+    assert "retried 1" in run("outbox", "retry", str(outbox_id), "--title", "Jalan rusak di Oebobo")
+    assert item(session, outbox_id).state == OutboxState.PENDING.value
+    failed = runner.invoke(app, ["outbox", "retry", str(outbox_id)])
+    assert failed.exit_code == 1 and "tidak berstatus gagal" in failed.output
+
+
+def test_manual_record(forward_env: ForwardEnv, session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JARING_LAPOR_SENDER", "manual")
+    reset_settings_cache()
+    complaint = add_complaint(session)
+    outbox.enqueue(session=session, complaint=complaint, actor="rina")
+    session.commit()
+    assert "5216807" in run("manual", "record", "--complaint", str(complaint.id), "--tracking-id", "5216807")
+    assert "1 change" in run("manual", "status", "--complaint", str(complaint.id), "--status", "Terdisposisi")
+    session.expire_all()
+    stored = session.get(Complaint, complaint.id)
+    assert stored.tracking_id == "5216807" and stored.lapor_status == "Terdisposisi"  # type: ignore[union-attr]
+    again = runner.invoke(app, ["manual", "record", "--complaint", str(complaint.id), "--tracking-id", "1"])
+    assert again.exit_code == 1
