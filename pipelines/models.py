@@ -96,6 +96,7 @@ class Post(Base):
         Index("ix_posts_inbox_agency", "status", "agency", "priority", "id"),
         Index("ix_posts_inbox_kecamatan", "status", "kecamatan", "priority", "id"),
         Index("ix_posts_dup_group", "dup_group_id"),
+        Index("ix_posts_inbox_score", "status", "relevance_score"),  # narrow score ranges (migration 0004)
         # Inbox search: a trigram index on PostgreSQL; on SQLite an empty partial index (WHERE 0).
         Index("ix_posts_text_trgm", "text", postgresql_using="gin", postgresql_ops={"text": "gin_trgm_ops"},
               sqlite_where=sql_text("0")),
@@ -159,15 +160,15 @@ class PostVersion(Base):
 
 
 class PostSimhashBand(Base):
-    """LSH index for near-duplicate lookup: one row per 16-bit band of a group-root post's 64-bit SimHash.
+    """LSH index for near-duplicate lookup: one row per MinHash band bucket of a group-root post.
 
-    Two SimHashes within Hamming distance 3 share at least one of their four bands exactly, so a
-    lookup reads only the few posts in four buckets, whatever the number of stored posts.
+    Similar texts share a bucket with high probability and unrelated ones almost never, so a lookup
+    reads only the few posts in a new post's buckets, whatever the number of stored posts.
     """
 
     __tablename__ = "post_simhash_bands"
 
-    band: Mapped[int] = mapped_column(Integer, primary_key=True)  # (band index << 16) | 16-bit band value
+    band: Mapped[int] = mapped_column(Integer, primary_key=True)  # 32-bit hash of (band index, band values)
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True)
 
 

@@ -138,11 +138,13 @@ def filtered_query(filters: InboxFilters) -> sa.Select[Post]:
         query = query.where(Post.relevance_score >= filters.score_min)
     if filters.score_max is not None:
         query = query.where(Post.relevance_score <= filters.score_max)
-    if filters.q:
-        # Portable substring search; ILIKE on PostgreSQL, LIKE (case-insensitive for ASCII) on SQLite.
-        pattern = escape_like(filters.q)
-        query = query.where(sa.or_(Post.text.ilike(pattern, escape="\\"),
-                                   Post.author_handle.ilike(pattern, escape="\\")))
+    if filters.q and filters.q.startswith("@") and len(filters.q) > 1:
+        # "@name" searches authors (prefix match).
+        query = query.where(Post.author_handle.ilike(escape_like(filters.q[1:])[1:], escape="\\"))
+    elif filters.q:
+        # Substring search in the text only, so PostgreSQL can use the trigram index (an OR with another
+        # column would force a scan); portable ILIKE, which SQLite runs as case-insensitive LIKE.
+        query = query.where(Post.text.ilike(escape_like(filters.q), escape="\\"))
     return query.order_by(Post.priority.desc(), Post.id.desc())
 
 

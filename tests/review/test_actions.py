@@ -191,3 +191,9 @@ def test_exports_mask_personal_data_and_neutralise_formulas(db, seeded) -> None:
     cells = [c.value for c in workbook["Aduan"][2]]
     assert "081234567890" not in str(cells) and cells[2].startswith("'=")
     assert exports.export_csv(session=db, start=date(2000, 1, 1), end=date(2000, 1, 2)).count("\n") == 1
+
+
+def test_search_by_author_prefix(db, seeded) -> None:
+    found = inbox_page(session=db, filters=InboxFilters(q="@warga_ai"), page_size=10).posts
+    assert [p.id for p in found] == [seeded["air"]]
+    assert inbox_page(session=db, filters=InboxFilters(q="@nobody"), page_size=10).posts == []
