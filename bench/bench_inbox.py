@@ -121,6 +121,7 @@ def run(n: int, repeat: int) -> dict[str, Any]:
             results["filter_agency_rare_ms"] = measure(client, "/kotak-masuk?agency=BENCANA_DAMKAR", repeat)
             results["filter_platform_score_ms"] = measure(
                 client, "/kotak-masuk?platform=instagram&skor_min=0.8", repeat)
+            results["filter_score_empty_ms"] = measure(client, "/kotak-masuk?skor_min=0.9995", repeat)
             results["filter_date_range_ms"] = measure(
                 client, "/kotak-masuk?dari=2026-01-01&sampai=2026-01-07", repeat)
             results["search_common_ms"] = measure(client, "/kotak-masuk?q=banjir", repeat)
