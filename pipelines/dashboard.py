@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -18,9 +20,26 @@ from sqlalchemy.orm import Session
 from pipelines.models import Complaint, ComplaintStatusEvent, Post, PostStatus, Review
 
 DIMENSIONS = ("opd", "topic", "platform", "kecamatan")
-# LAPOR! statuses that only say the report arrived; anything else counts as follow-up by the agency.
-INITIAL_STATUSES = frozenset({"", "baru", "diterima", "menunggu", "belum diverifikasi", "pending", "received",
-                              "submitted", "sent", "terkirim"})
+# Fallback when no forwarding config maps LAPOR! statuses to stages: statuses that only say the report
+# arrived or was routed; anything else counts as follow-up by the agency.
+INITIAL_STATUSES = frozenset({"", "baru", "diterima", "menunggu", "belum terverifikasi", "terverifikasi",
+                              "terdisposisi", "menunggu kelengkapan informasi", "pending", "received", "submitted",
+                              "sent", "terkirim"})
+FOLLOWED_UP_STAGES = frozenset({"responded", "closed"})
+
+
+def followed_up_predicate(forward_policy_file: Path | str | None = None) -> Callable[[str], bool]:
+    """Whether a LAPOR! status text means the agency followed up (stages from the forwarding config)."""
+    try:
+        from pipelines.forward_policy import load_forward_config
+
+        config = load_forward_config(forward_policy_file)
+    except Exception:  # noqa: BLE001 - no or broken forwarding config: fall back to the built-in list
+        config = None
+    if config is not None and config.lapor_api.statuses:
+        stage_of = config.lapor_api.stage_of
+        return lambda status: stage_of(status) in FOLLOWED_UP_STAGES
+    return lambda status: (status or "").strip().lower() not in INITIAL_STATUSES
 UNKNOWN = "(tidak diketahui)"
 
 
@@ -70,7 +89,9 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def build(*, session: Session, start: date, end: date, top: int = 6) -> DashboardData:
+def build(
+    *, session: Session, start: date, end: date, top: int = 6, followed_up: Callable[[str], bool] | None = None
+) -> DashboardData:
     """Compute the dashboard for ``start``..``end`` (inclusive, UTC days)."""
     if end < start:
         start, end = end, start
@@ -107,11 +128,13 @@ def build(*, session: Session, start: date, end: date, top: int = 6) -> Dashboar
             series["lainnya"] = rest
         data.series[dim] = series
 
-    data.funnel, data.medians = _funnel_and_medians(session, lo, hi)
+    data.funnel, data.medians = _funnel_and_medians(session, lo, hi, followed_up or followed_up_predicate())
     return data
 
 
-def _funnel_and_medians(session: Session, lo: datetime, hi: datetime) -> tuple[Funnel, list[tuple[str, float | None, int]]]:
+def _funnel_and_medians(
+    session: Session, lo: datetime, hi: datetime, followed_up: Callable[[str], bool]
+) -> tuple[Funnel, list[tuple[str, float | None, int]]]:
     in_period = sa.and_(Post.harvested_at >= lo, Post.harvested_at < hi)
     funnel = Funnel()
     funnel.captured = int(session.scalar(sa.select(sa.func.count()).select_from(Post).where(in_period)) or 0)
@@ -142,7 +165,7 @@ def _funnel_and_medians(session: Session, lo: datetime, hi: datetime) -> tuple[F
             sa.select(ComplaintStatusEvent.complaint_id, ComplaintStatusEvent.status, ComplaintStatusEvent.changed_at)
             .where(ComplaintStatusEvent.complaint_id.in_(chunk)).order_by(ComplaintStatusEvent.changed_at))
         for cid, status, changed_at in events:
-            if cid not in follow_ups and (status or "").strip().lower() not in INITIAL_STATUSES:
+            if cid not in follow_ups and followed_up(status or ""):
                 follow_ups[cid] = _utc(changed_at)  # type: ignore[assignment]
 
     posted_to_captured: list[float] = []

@@ -51,7 +51,9 @@ def dashboard_page(request: Request, _user: User = Depends(require_role(*ALL_ROL
     start, end = _period(request)
     dim = request.query_params.get("dimensi", "opd")
     dim = dim if dim in dashboard.DIMENSIONS else "opd"
-    data = dashboard.build(session=db, start=start, end=end)
+    settings = request.app.state.settings
+    data = dashboard.build(session=db, start=start, end=end,
+                           followed_up=dashboard.followed_up_predicate(settings.forward_policy_file))
     totals = {d: charts.bar_chart([(_label(d, k), n) for k, n in data.totals[d]], title=f"Aduan per {DIMENSION_NAMES[d]}")
               for d in dashboard.DIMENSIONS}
     series = {_label(dim, k): v for k, v in data.series[dim].items()}

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from pipelines import review_actions
 from pipelines.complaints import draft_from_post
-from pipelines.models import AuditLog, Classification, Complaint, OutboxItem, Post, Review, User
+from pipelines.models import AuditLog, Classification, Complaint, OutboxItem, Post, User
 from review.auth import STAFF_ROLES, current_user, get_db, require_role
 from review.inbox import PLATFORMS, STATUSES, InboxFilters, capped_count, inbox_page
 from review.templating import render
@@ -88,12 +88,10 @@ def post_view(post_id: int, request: Request, user: User = Depends(require_role(
             .order_by(Post.created_at, Post.id).limit(30)))
     complaint = db.scalar(sa.select(Complaint).where(Complaint.post_id == post_id))
     history = _history(db, post_id=post_id, complaint_id=complaint.id if complaint else None)
-    reviewer_names = dict(db.execute(sa.select(User.id, User.username)).all())
-    reviews = list(db.scalars(sa.select(Review).where(Review.post_id == post_id).order_by(Review.id)))
     return render(request, "inbox/post.html", {
         "post": post, "classification": classification, "explanation": _explanation(classification),
-        "members": members, "thread": thread, "complaint": complaint, "history": history, "reviews": reviews,
-        "reviewer_names": reviewer_names, "city": request.app.state.city, "flash": pop_flash(request),
+        "members": members, "thread": thread, "complaint": complaint, "history": history,
+        "city": request.app.state.city, "flash": pop_flash(request),
         "can_act": user.role in ("reviewer", "admin"),
         "next": safe_next(request.query_params.get("kembali"), "/kotak-masuk"),
         "media": [m for m in (post.media or []) if isinstance(m, dict)][:8],

@@ -159,7 +159,7 @@ def test_dashboard_counts_funnel_and_medians(db, seeded) -> None:
                           tracking_id="LAP-1")
     db.add(complaint)
     db.flush()
-    db.add(ComplaintStatusEvent(complaint_id=complaint.id, status="Diterima", changed_at=now - timedelta(hours=7)))
+    db.add(ComplaintStatusEvent(complaint_id=complaint.id, status="Terverifikasi", changed_at=now - timedelta(hours=7)))
     db.add(ComplaintStatusEvent(complaint_id=complaint.id, status="Ditindaklanjuti", changed_at=now - timedelta(hours=3)))
     db.commit()
     data = dashboard.build(session=db, start=(now - timedelta(days=6)).date(), end=now.date())
@@ -197,3 +197,11 @@ def test_search_by_author_prefix(db, seeded) -> None:
     found = inbox_page(session=db, filters=InboxFilters(q="@warga_ai"), page_size=10).posts
     assert [p.id for p in found] == [seeded["air"]]
     assert inbox_page(session=db, filters=InboxFilters(q="@nobody"), page_size=10).posts == []
+
+
+def test_followed_up_uses_the_forwarding_status_map_with_a_fallback(tmp_path) -> None:
+    configured = dashboard.followed_up_predicate()
+    assert configured("Ditindaklanjuti") and configured("Selesai")
+    assert not configured("Terverifikasi") and not configured("Diarsipkan oleh Sistem")
+    fallback = dashboard.followed_up_predicate(tmp_path / "missing.yaml")
+    assert fallback("Ditindaklanjuti") and not fallback("Terdisposisi") and not fallback("")
