@@ -70,7 +70,7 @@ def demo(
     ),
 ) -> None:
     """Run the whole path against local stand-ins: harvest, classify, review queue, forward to LAPOR!."""
-    from pipelines import demo as demo_flow
+    from jaring import demo as demo_flow
 
     if once:
         summary = demo_flow.run_once()
