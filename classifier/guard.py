@@ -1,0 +1,89 @@
+"""Recognise input the model must not pretend to understand: empty, binary, huge, not Indonesian."""
+
+from __future__ import annotations
+
+import functools
+import re
+
+from classifier.normalize import colloquial_lexicon, kupang_overlay, stop_words
+from classifier.stemmer import has_known_root, root_words
+
+MAX_CHARS = 20_000
+MIN_WORDS_FOR_LANGUAGE_CHECK = 5
+MIN_INDONESIAN_SHARE = 0.2
+MIN_WORDS_WITHOUT_FUNCTION_WORDS = 8
+
+EMPTY = "kosong"
+BINARY = "biner"
+TOO_LONG = "terlalu_panjang"
+NOT_INDONESIAN = "bukan_bahasa_indonesia"
+
+_WORD = re.compile(r"[^\W\d_]{2,}", re.UNICODE)
+_STRIP = re.compile(r"(?:https?://\S+|@\w+|#\w+)")
+
+
+@functools.lru_cache(maxsize=1)
+def indonesian_words() -> frozenset[str]:
+    """Root words, slang forms and their formal equivalents, stop-words, Kupang forms."""
+    words: set[str] = set(root_words()) | set(stop_words())
+    for table in (colloquial_lexicon(), kupang_overlay()):
+        words.update(table)
+        for formal in table.values():
+            words.update(formal.split())
+    return frozenset(words)
+
+
+@functools.lru_cache(maxsize=1)
+def _function_words() -> tuple[frozenset[str], frozenset[str]]:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    english = frozenset(ENGLISH_STOP_WORDS) - {"di", "ke"}
+    indonesian = (frozenset(stop_words()) | {"yg", "gak", "ga", "nggak", "sdh", "udah", "aja"}) - english
+    return indonesian, english
+
+
+def language_evidence(text: str) -> tuple[int, float, int, int]:
+    """(words, share of known Indonesian words, Indonesian function words, English function words)."""
+    words = _WORD.findall(_STRIP.sub(" ", text.lower()))
+    if not words:
+        return 0, 0.0, 0, 0
+    known = indonesian_words()
+    indonesian, english = _function_words()
+    id_hits = sum(1 for w in words if w in indonesian)
+    en_hits = sum(1 for w in words if w in english)
+    if id_hits and en_hits <= id_hits:
+        return len(words), 1.0, id_hits, en_hits  # clearly Indonesian: skip the slower word check
+    hits = sum(1 for w in words if w in known or (len(w) > 4 and (_affixed_known(w, known) or has_known_root(w))))
+    return len(words), hits / len(words), id_hits, en_hits
+
+
+def _affixed_known(word: str, known: frozenset[str]) -> bool:
+    for suffix in ("nya", "kan", "an", "i", "lah", "ku", "mu"):
+        if word.endswith(suffix) and word[: -len(suffix)] in known:
+            return True
+    for prefix in ("di", "ke", "se", "ber", "ter", "me", "mem", "men", "meng", "pe", "per"):
+        if word.startswith(prefix) and word[len(prefix) :] in known:
+            return True
+    return False
+
+
+def unusable_reason(text: object) -> str:
+    """Why ``text`` cannot be classified ("" when it can)."""
+    if not isinstance(text, str):
+        return BINARY
+    if not text.strip():
+        return EMPTY
+    if len(text) > MAX_CHARS:
+        return TOO_LONG
+    sample = text[:4000]
+    control = sum(1 for ch in sample if (ord(ch) < 32 and ch not in "\t\r\n") or ch == "\ufffd")
+    if "\x00" in sample or control / len(sample) > 0.05:
+        return BINARY
+    n_words, share, id_hits, en_hits = language_evidence(sample)
+    if n_words == 0 and not any(ch.isalnum() for ch in sample):
+        return EMPTY
+    if n_words >= MIN_WORDS_FOR_LANGUAGE_CHECK and (
+        (en_hits >= 3 and en_hits > 2 * id_hits) or (id_hits == 0 and n_words >= MIN_WORDS_WITHOUT_FUNCTION_WORDS and share < MIN_INDONESIAN_SHARE)
+    ):
+        return NOT_INDONESIAN
+    return ""

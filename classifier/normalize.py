@@ -1,0 +1,179 @@
+"""Text normalisation for Indonesian social-media posts.
+
+URLs, @mentions, #hashtags, numbers and emoji become marker tokens (``xurl``, ``xmention``, ...) so
+they stay features instead of noise; an @mention also keeps its handle (``@dbmpkotabdg`` names the
+agency being addressed). Slang is mapped to formal Indonesian with the colloquial lexicon, and the
+Kupang Malay overlay takes precedence over it (``pi`` is ``pergi`` in Kupang, not ``tapi``).
+Every step is a parameter of :class:`TextNormalizer` so the evaluation can ablate it.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from classifier.stemmer import shared_stemmer
+
+LEXICON_DIR = Path(__file__).resolve().parent / "lexicons"
+
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_RETWEET = re.compile(r"(?:^|\s)rt\s+(?=@)", re.IGNORECASE)
+_MENTION = re.compile(r"@(\w{1,30})")
+_HASHTAG = re.compile(r"#(\w{1,60})")
+_EMOJI = re.compile(
+    "[\U0001f300-\U0001faff\U00002600-\U000027bf\U0001f000-\U0001f2ff\U0001f900-\U0001f9ff\u2b50\u2764]"
+)
+_SAD_EMOTICON = re.compile(r"(?:[:;=]'?-?[(\[/\\]|T_T|:'\()")
+_HAPPY_EMOTICON = re.compile(r"(?:[:;=]-?[)\]dDpP]|\^_\^)")
+_REDUPLICATION = re.compile(r"\b([a-z]{2,})2\b")  # "jalan2" -> "jalan jalan"
+_NUMBER_UNIT = re.compile(r"\b(\d+(?:[.,]\d+)*)\s?(km|m|cm|kg|rb|ribu|jt|juta|jam|menit|hari|persen)\b")
+_NUMBER = re.compile(r"\b\d+(?:[.,]\d+)*\b")
+_REPEATS = re.compile(r"([a-z])\1{2,}")
+_TOKEN = re.compile(r"@\w+|\w+", re.UNICODE)
+
+
+def _read_pairs(name: str) -> dict[str, str]:
+    text = (LEXICON_DIR / name).read_text(encoding="utf-8")
+    pairs: dict[str, str] = {}
+    for row in csv.DictReader(text.splitlines()):
+        slang = (row.get("slang") or "").strip().lower()
+        formal = (row.get("formal") or "").strip().lower()
+        if slang and formal and slang not in pairs:
+            pairs[slang] = formal
+    return pairs
+
+
+@functools.lru_cache(maxsize=1)
+def colloquial_lexicon() -> dict[str, str]:
+    """Slang → formal Indonesian (Salsabila et al., IALP 2018), deduplicated on slang."""
+    return _read_pairs("colloquial_lexicon.csv")
+
+
+@functools.lru_cache(maxsize=1)
+def kupang_overlay() -> dict[str, str]:
+    """Kupang Malay → formal Indonesian; overrides the colloquial lexicon."""
+    return _read_pairs("kupang_overlay.csv")
+
+
+@functools.lru_cache(maxsize=4)
+def merged_lexicon(use_colloquial: bool = True, use_kupang: bool = True) -> dict[str, str]:
+    """The lookup table actually applied: colloquial pairs, then the Kupang overlay on top."""
+    merged: dict[str, str] = {}
+    if use_colloquial:
+        merged.update(colloquial_lexicon())
+    if use_kupang:
+        merged.update(kupang_overlay())
+    return merged
+
+
+@functools.lru_cache(maxsize=1)
+def stop_words() -> frozenset[str]:
+    """Sastrawi's Indonesian stop-word list, minus negations (they carry complaint signal)."""
+    from Sastrawi.StopWordRemover.StopWordRemoverFactory import StopWordRemoverFactory
+
+    keep = {"tidak", "belum", "bukan", "jangan", "tolong", "mohon", "kapan", "kenapa", "mengapa"}
+    return frozenset(StopWordRemoverFactory().get_stop_words()) - keep
+
+
+def normalize_text(
+    text: str,
+    *,
+    markers: bool = True,
+    keep_handles: bool = True,
+    lexicon: bool = True,
+    kupang: bool = True,
+    repeats: bool = True,
+    numbers: bool = True,
+    stopwords: bool = False,
+    stem: bool = False,
+) -> str:
+    """Normalise one post into a space-separated token string."""
+    text = text.lower()
+    if markers:
+        text = _URL.sub(" xurl ", text)
+        text = _RETWEET.sub(" xrt ", text)
+        text = _MENTION.sub((lambda m: f" xmention @{m.group(1)} ") if keep_handles else " xmention ", text)
+        text = _HASHTAG.sub(r" xhashtag \1 ", text)
+        text = _EMOJI.sub(" xemoji ", text)
+        text = _SAD_EMOTICON.sub(" xsad ", text)
+        text = _HAPPY_EMOTICON.sub(" xhappy ", text)
+    if numbers:
+        text = _NUMBER_UNIT.sub(r" xnum xunit\2 ", text)
+        text = _NUMBER.sub(" xnum ", text)
+    text = _REDUPLICATION.sub(r"\1 \1", text)
+    if repeats:
+        text = _REPEATS.sub(r"\1", text)
+    table = merged_lexicon(lexicon, kupang) if (lexicon or kupang) else {}
+    drop = stop_words() if stopwords else frozenset()
+    stemmer = shared_stemmer() if stem else None
+    out: list[str] = []
+    for token in _TOKEN.findall(text):
+        mapped = table.get(token, token)
+        for word in mapped.split() if " " in mapped else (mapped,):
+            if word in drop:
+                continue
+            if stemmer is not None and word[0] != "@":
+                word = stemmer.stem(word)
+            out.append(word)
+    return " ".join(out)
+
+
+class TextNormalizer(TransformerMixin, BaseEstimator):
+    """scikit-learn transformer: raw posts in, normalised token strings out (stateless)."""
+
+    def __init__(
+        self,
+        markers: bool = True,
+        keep_handles: bool = True,
+        lexicon: bool = True,
+        kupang: bool = True,
+        repeats: bool = True,
+        numbers: bool = True,
+        stopwords: bool = False,
+        stem: bool = False,
+    ) -> None:
+        self.markers = markers
+        self.keep_handles = keep_handles
+        self.lexicon = lexicon
+        self.kupang = kupang
+        self.repeats = repeats
+        self.numbers = numbers
+        self.stopwords = stopwords
+        self.stem = stem
+
+    def fit(self, X: Iterable[str], y: Any = None) -> TextNormalizer:
+        """Nothing to learn; records the lexicon size so the fitted state is visible."""
+        self.lexicon_size_ = len(merged_lexicon(self.lexicon, self.kupang)) if (self.lexicon or self.kupang) else 0
+        return self
+
+    def transform(self, X: Iterable[str]) -> list[str]:
+        """Normalise every text."""
+        options = self.get_params()
+        return [normalize_text(str(t), **options) for t in X]
+
+    def cache_key(self) -> tuple[tuple[str, Any], ...]:
+        """Identifies the output: two normalisers with equal keys produce the same text."""
+        return tuple(sorted(self.get_params().items()))
+
+
+class IdentityText(TransformerMixin, BaseEstimator):
+    """Pass-through first step, used by the no-normalisation baseline."""
+
+    def fit(self, X: Iterable[str], y: Any = None) -> IdentityText:
+        """Nothing to learn."""
+        self.fitted_ = True
+        return self
+
+    def transform(self, X: Iterable[str]) -> list[str]:
+        """Return the texts as strings."""
+        return [str(t) for t in X]
+
+    def cache_key(self) -> tuple[tuple[str, Any], ...]:
+        """Identifies the output (always the raw text)."""
+        return (("identity", True),)

@@ -1,0 +1,141 @@
+"""scikit-learn pipelines for the three heads: normaliser → word+char TF-IDF → calibrated linear model.
+
+Every head is one :class:`~sklearn.pipeline.Pipeline` whose first step is a text normaliser, so it can
+be saved with skops, evaluated on its own and still share the normalisation work at prediction time
+(see :mod:`classifier.registry`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.svm import LinearSVC
+
+from classifier.normalize import IdentityText, TextNormalizer
+
+HEADS = ("relevance", "topic", "agency")
+
+
+class CompactTfidfVectorizer(TfidfVectorizer):
+    """TfidfVectorizer whose vocabulary is saved as two arrays instead of a dict.
+
+    skops writes a dict entry by entry (with a type record per key), which takes minutes for a
+    few hundred thousand char n-grams; two numpy arrays are written and read in milliseconds.
+    """
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())
+        vocabulary = state.pop("vocabulary_", None)
+        if vocabulary is not None:
+            terms = sorted(vocabulary, key=vocabulary.__getitem__)
+            state["vocabulary_terms_"] = np.array(terms, dtype=str)
+            state["vocabulary_index_"] = np.array([vocabulary[t] for t in terms], dtype=np.int64)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        terms = state.pop("vocabulary_terms_", None)
+        index = state.pop("vocabulary_index_", None)
+        if terms is not None and index is not None:
+            state["vocabulary_"] = dict(zip(terms.tolist(), index.tolist(), strict=True))
+        super().__setstate__(state)
+
+
+@dataclass
+class HeadConfig:
+    """Everything that defines one head's pipeline (the ablation flips these)."""
+
+    normalizer: dict[str, Any] | None = field(default_factory=dict)  # None = raw text (baseline)
+    word_ngrams: tuple[int, int] = (1, 2)
+    char_ngrams: tuple[int, int] = (2, 5)
+    char_analyzer: str = "char_wb"
+    sublinear_tf: bool = True
+    min_df: int = 2
+    word_max_features: int | None = 50_000
+    char_max_features: int | None = 80_000
+    classifier: str = "svm"  # svm | logreg
+    C: float = 0.5
+    class_weight: str | None = "balanced"
+    calibration_folds: int = 3
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form for the model card."""
+        return asdict(self)
+
+
+def baseline_config() -> HeadConfig:
+    """The published reference: word+char TF-IDF, LinearSVC with balanced classes, no normalisation."""
+    return HeadConfig(
+        normalizer=None,
+        word_ngrams=(1, 2),
+        char_ngrams=(2, 5),
+        char_analyzer="char",
+        sublinear_tf=False,
+        min_df=1,
+        word_max_features=None,
+        char_max_features=None,
+        classifier="svm",
+        C=1.0,
+        calibration_folds=0,
+    )
+
+
+def build_head(config: HeadConfig) -> Pipeline:
+    """An unfitted pipeline for one head."""
+    first = IdentityText() if config.normalizer is None else TextNormalizer(**config.normalizer)
+    # The normaliser already lower-cases and tokenises; token_pattern keeps "@handle" tokens whole.
+    word = CompactTfidfVectorizer(
+        ngram_range=config.word_ngrams,
+        sublinear_tf=config.sublinear_tf,
+        min_df=config.min_df,
+        max_features=config.word_max_features,
+        token_pattern=r"(?u)@?\b\w+\b",  # noqa: S106 - a regex, not a password
+        dtype=np.float32,
+    )
+    char = CompactTfidfVectorizer(
+        analyzer=config.char_analyzer,
+        ngram_range=config.char_ngrams,
+        sublinear_tf=config.sublinear_tf,
+        min_df=config.min_df,
+        max_features=config.char_max_features,
+        dtype=np.float32,
+    )
+    features = FeatureUnion([("word", word), ("char", char)])
+    if config.classifier == "logreg":
+        model: Any = LogisticRegression(C=config.C * 20, class_weight=config.class_weight, max_iter=2000)
+    else:
+        model = LinearSVC(C=config.C, class_weight=config.class_weight)
+        if config.calibration_folds:
+            model = CalibratedClassifierCV(model, cv=config.calibration_folds, method="sigmoid")
+    return Pipeline([("normalize", first), ("features", features), ("model", model)])
+
+
+def linear_weights(model: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(classes, coefficient matrix classes × features) of a linear or calibrated-linear model."""
+    if isinstance(model, CalibratedClassifierCV):
+        coefs = [np.asarray(cc.estimator.coef_) for cc in model.calibrated_classifiers_]
+        coef = np.mean(coefs, axis=0)
+    else:
+        coef = np.asarray(model.coef_)
+    classes = np.asarray(model.classes_)
+    if coef.shape[0] == 1 and len(classes) == 2:  # binary: one row for the positive class
+        coef = np.vstack([-coef[0], coef[0]])
+    return classes, coef
+
+
+def predict_scores(model: Any, features: Any) -> np.ndarray:
+    """Probabilities per class; an uncalibrated SVM's margins are squashed with a softmax."""
+    if hasattr(model, "predict_proba"):
+        return np.asarray(model.predict_proba(features))
+    margins = np.asarray(model.decision_function(features))
+    if margins.ndim == 1:
+        margins = np.column_stack([-margins, margins])
+    margins = margins - margins.max(axis=1, keepdims=True)
+    exp = np.exp(margins)
+    return exp / exp.sum(axis=1, keepdims=True)

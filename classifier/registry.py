@@ -1,0 +1,374 @@
+"""Model registry: one folder per version under ``models/``, ``models/CURRENT`` names the live one.
+
+Each version folder holds ``model.skops`` (the three head pipelines, saved with skops, loaded only with
+an explicit list of trusted types, never pickle) and ``model_card.json`` (data and its sha256, label
+sets, metrics, library versions, date). ``current_version()`` reads one small file, so a worker can
+call it before each batch and reload when an analyst promotes another model (see :class:`ModelCache`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from classifier.guard import unusable_reason
+from classifier.labels import FALLBACK_LABELS
+from classifier.pipeline import HEADS, linear_weights, predict_scores
+
+MODEL_FILE = "model.skops"
+CARD_FILE = "model_card.json"
+CURRENT_FILE = "CURRENT"
+HISTORY_FILE = "HISTORY"
+
+# Every type a Jaring model file may contain. Anything else in a file is refused before loading.
+TRUSTED_TYPES: tuple[str, ...] = (
+    "builtins.dict",
+    "builtins.list",
+    "builtins.tuple",
+    "builtins.str",
+    "builtins.int",
+    "builtins.float",
+    "builtins.bool",
+    "builtins.NoneType",
+    "builtins.slice",
+    "classifier.normalize.TextNormalizer",
+    "classifier.normalize.IdentityText",
+    "numpy.dtype",
+    "numpy.float32",
+    "numpy.float64",
+    "numpy.int64",
+    "numpy.ndarray",
+    "scipy.sparse._csr.csr_matrix",
+    "sklearn.calibration.CalibratedClassifierCV",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.feature_extraction.text.TfidfTransformer",
+    "classifier.pipeline.CompactTfidfVectorizer",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.pipeline.FeatureUnion",
+    "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._label.LabelEncoder",
+    "sklearn.svm._classes.LinearSVC",
+)
+
+
+class UntrustedModelError(RuntimeError):
+    """A model file contains types outside :data:`TRUSTED_TYPES`; it was not loaded."""
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """No such model version (or no CURRENT)."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Labels and calibrated scores for one text; ``unusable`` says why the text was not classified."""
+
+    relevance: str
+    relevance_score: float
+    topic: str
+    topic_score: float
+    agency: str
+    agency_score: float
+    scores: dict[str, dict[str, float]]
+    unusable: str = ""
+
+
+def unusable_prediction(reason: str) -> Prediction:
+    """A clearly-labelled, zero-confidence prediction for input the model cannot read."""
+    return Prediction(
+        relevance=FALLBACK_LABELS["relevance"],
+        relevance_score=0.0,
+        topic=FALLBACK_LABELS["topic"],
+        topic_score=0.0,
+        agency=FALLBACK_LABELS["agency"],
+        agency_score=0.0,
+        scores={head: {FALLBACK_LABELS[head]: 0.0} for head in HEADS},
+        unusable=reason,
+    )
+
+
+class LoadedModel:
+    """The three head pipelines of one version, ready to predict and explain."""
+
+    def __init__(self, version: str, heads: dict[str, Any], card: dict[str, Any] | None = None) -> None:
+        self.version = version
+        self.heads = heads
+        self.card = card or {}
+        self._feature_names: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def _normalised(self, texts: list[str]) -> dict[str, list[str]]:
+        """Normalised texts per head, computing each distinct normaliser only once."""
+        by_key: dict[Any, list[str]] = {}
+        out: dict[str, list[str]] = {}
+        for head, pipe in self.heads.items():
+            normalizer = pipe.steps[0][1]
+            key = normalizer.cache_key()
+            if key not in by_key:
+                by_key[key] = normalizer.transform(texts)
+            out[head] = by_key[key]
+        return out
+
+    def predict_proba(self, texts: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """head → (classes, probability matrix) for texts assumed usable."""
+        normalised = self._normalised(list(texts))
+        result = {}
+        for head, pipe in self.heads.items():
+            features = pipe.named_steps["features"].transform(normalised[head])
+            model = pipe.named_steps["model"]
+            result[head] = (np.asarray(model.classes_), predict_scores(model, features))
+        return result
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """One Prediction per text; unusable texts get a zero-score fallback, never an exception."""
+        texts = list(texts)
+        reasons = [unusable_reason(t) for t in texts]
+        usable = [i for i, r in enumerate(reasons) if not r]
+        predictions: list[Prediction | None] = [None] * len(texts)
+        if usable:
+            probs = self.predict_proba([texts[i] for i in usable])
+            for row, i in enumerate(usable):
+                labels: dict[str, tuple[str, float]] = {}
+                scores: dict[str, dict[str, float]] = {}
+                for head, (classes, matrix) in probs.items():
+                    dist = matrix[row]
+                    best = int(np.argmax(dist))
+                    labels[head] = (str(classes[best]), float(dist[best]))
+                    scores[head] = {str(c): round(float(p), 4) for c, p in zip(classes, dist, strict=True)}
+                predictions[i] = Prediction(
+                    relevance=labels["relevance"][0],
+                    relevance_score=labels["relevance"][1],
+                    topic=labels["topic"][0],
+                    topic_score=labels["topic"][1],
+                    agency=labels["agency"][0],
+                    agency_score=labels["agency"][1],
+                    scores=scores,
+                )
+        for i, reason in enumerate(reasons):
+            if reason:
+                predictions[i] = unusable_prediction(reason)
+        return [p for p in predictions if p is not None]
+
+    def _names(self, head: str) -> np.ndarray:
+        with self._lock:
+            if head not in self._feature_names:
+                names = self.heads[head].named_steps["features"].get_feature_names_out()
+                self._feature_names[head] = np.asarray(names)
+            return self._feature_names[head]
+
+    def explain(self, text: str, top_n: int = 5) -> dict[str, list[tuple[str, float]]]:
+        """head → the terms that pushed the predicted label most (word terms first, then char n-grams)."""
+        if unusable_reason(text):
+            return {head: [] for head in HEADS}
+        normalised = self._normalised([text])
+        explanation: dict[str, list[tuple[str, float]]] = {}
+        for head, pipe in self.heads.items():
+            features = pipe.named_steps["features"].transform(normalised[head]).tocsr()
+            model = pipe.named_steps["model"]
+            classes, coef = linear_weights(model)
+            dist = predict_scores(model, features)[0]
+            label_row = int(np.argmax(dist))
+            idx = features.indices
+            contributions = features.data * coef[label_row, idx]
+            names = self._names(head)[idx]
+            order = np.argsort(-contributions)
+            words, chars = [], []
+            for j in order:
+                if contributions[j] <= 0:
+                    break
+                name = str(names[j])
+                kind, _, term = name.partition("__")
+                (words if kind == "word" else chars).append((term.strip(), round(float(contributions[j]), 4)))
+            explanation[head] = (words + chars)[:top_n]
+        return explanation
+
+
+# --- files --------------------------------------------------------------------------------------
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def new_version_name(now: datetime | None = None) -> str:
+    """A sortable version name, e.g. ``20261127-223500``."""
+    return (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+
+
+def save_model(models_dir: Path, version: str, heads: dict[str, Any], card: dict[str, Any]) -> Path:
+    """Write ``models/<version>/model.skops`` and its model card; returns the folder."""
+    import skops.io as sio
+
+    folder = Path(models_dir) / version
+    folder.mkdir(parents=True, exist_ok=False)
+    sio.dump(heads, folder / MODEL_FILE, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
+    card = dict(card)
+    card["version"] = version
+    card["model_file_bytes"] = (folder / MODEL_FILE).stat().st_size
+    _write_atomic(folder / CARD_FILE, json.dumps(card, indent=2, ensure_ascii=False, default=str) + "\n")
+    return folder
+
+
+def check_trusted(path: Path) -> None:
+    """Refuse a model file that contains any type not in :data:`TRUSTED_TYPES`."""
+    import skops.io as sio
+
+    untrusted = set(sio.get_untrusted_types(file=path)) - set(TRUSTED_TYPES)
+    if untrusted:
+        raise UntrustedModelError(f"{path} contains untrusted types: {sorted(untrusted)}")
+
+
+def load_heads(path: Path) -> dict[str, Any]:
+    """Load a skops model file after checking every type in it against the allow-list."""
+    import skops.io as sio
+
+    check_trusted(path)
+    present = [t for t in sio.get_untrusted_types(file=path) if t in TRUSTED_TYPES]
+    return sio.load(path, trusted=present)
+
+
+def read_card(models_dir: Path, version: str) -> dict[str, Any]:
+    """The model card of a version."""
+    path = Path(models_dir) / version / CARD_FILE
+    if not path.exists():
+        raise ModelNotFoundError(f"no model card for version {version!r} in {models_dir}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_model(models_dir: Path, version: str) -> LoadedModel:
+    """Load one version."""
+    folder = Path(models_dir) / version
+    if not (folder / MODEL_FILE).exists():
+        raise ModelNotFoundError(f"no model {version!r} in {models_dir}")
+    return LoadedModel(version, load_heads(folder / MODEL_FILE), read_card(models_dir, version))
+
+
+def current_version(models_dir: Path) -> str:
+    """The live version's name (reads one small file; cheap enough to call before every batch)."""
+    path = Path(models_dir) / CURRENT_FILE
+    try:
+        version = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError as exc:
+        raise ModelNotFoundError(f"{path} does not exist: train and promote a model first") from exc
+    if not version:
+        raise ModelNotFoundError(f"{path} is empty")
+    return version
+
+
+def load_current(models_dir: Path) -> LoadedModel:
+    """Load the version named in ``models/CURRENT``."""
+    return load_model(models_dir, current_version(models_dir))
+
+
+def list_versions(models_dir: Path) -> list[str]:
+    """Every version folder that holds a model, oldest first."""
+    root = Path(models_dir)
+    if not root.exists():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / MODEL_FILE).exists())
+
+
+def history(models_dir: Path) -> list[str]:
+    """Versions that have been CURRENT, in order of promotion."""
+    path = Path(models_dir) / HISTORY_FILE
+    if not path.exists():
+        return []
+    return [line.split()[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def set_current(models_dir: Path, version: str, *, reason: str = "promote") -> None:
+    """Point CURRENT at ``version`` atomically and append it to HISTORY."""
+    root = Path(models_dir)
+    if version not in list_versions(root):
+        raise ModelNotFoundError(f"no model {version!r} in {root}")
+    _write_atomic(root / CURRENT_FILE, version + "\n")
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    with (root / HISTORY_FILE).open("a", encoding="utf-8") as handle:
+        handle.write(f"{version} {stamp} {reason}\n")
+
+
+def cv_macro_f1(card: dict[str, Any]) -> dict[str, float]:
+    """head → cross-validated macro-F1 recorded in a model card."""
+    metrics = card.get("metrics", {}).get("cv", {})
+    return {head: float(m["macro_f1"]) for head, m in metrics.items() if "macro_f1" in m}
+
+
+def promotion_blockers(models_dir: Path, candidate: str) -> list[str]:
+    """Reasons ``candidate`` must not replace the current model (empty when it may)."""
+    new = cv_macro_f1(read_card(models_dir, candidate))
+    try:
+        live = current_version(models_dir)
+    except ModelNotFoundError:
+        return []
+    if live == candidate:
+        return [f"{candidate} is already the current model"]
+    old = cv_macro_f1(read_card(models_dir, live))
+    reasons = []
+    for head in HEADS:
+        if head not in new:
+            reasons.append(f"{head}: {candidate} has no cross-validated macro-F1 in its model card")
+        elif head in old and new[head] < old[head]:
+            reasons.append(
+                f"{head}: cross-validated macro-F1 {new[head]:.4f} is below the current {live}'s {old[head]:.4f}"
+            )
+    return reasons
+
+
+def promote(models_dir: Path, version: str, *, force: bool = False) -> list[str]:
+    """Make ``version`` current unless it is worse on some head; returns the (overridden) blockers."""
+    blockers = promotion_blockers(models_dir, version)
+    if blockers and not force:
+        raise PromotionRefused(blockers)
+    set_current(models_dir, version, reason="promote --force" if blockers else "promote")
+    return blockers
+
+
+def rollback(models_dir: Path) -> str:
+    """Make the previously promoted version current again; returns it."""
+    live = current_version(models_dir)
+    previous = [v for v in history(models_dir) if v != live]
+    if not previous:
+        raise ModelNotFoundError("no earlier promoted version to roll back to")
+    target = previous[-1]
+    set_current(models_dir, target, reason=f"rollback from {live}")
+    return target
+
+
+class PromotionRefused(RuntimeError):
+    """The candidate model is worse than the current one on at least one head."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+@dataclass
+class ModelCache:
+    """Keeps the current model loaded and reloads it when CURRENT changes (workers' hot reload)."""
+
+    models_dir: Path
+    _model: LoadedModel | None = field(default=None, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def get(self) -> LoadedModel:
+        """The current model, reloaded if another version has been promoted since the last call."""
+        version = current_version(self.models_dir)
+        with self._lock:
+            if self._model is None or self._model.version != version:
+                self._model = load_model(self.models_dir, version)
+            return self._model

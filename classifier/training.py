@@ -1,0 +1,245 @@
+"""Training and cross-validated evaluation of the three heads.
+
+Relevance and topic learn from the Bandung tweets, agency from the LAPOR! reports. Evaluation is
+grouped and stratified (``StratifiedGroupKFold`` over near-duplicate groups), so copies of one text
+never sit on both sides of a split; extra rows (reviewer labels, another source) only ever join the
+training folds.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.pipeline import Pipeline
+
+from classifier.dataset import data_files, load_lapor, load_tweets
+from classifier.pipeline import HEADS, HeadConfig, build_head
+
+Progress = Callable[[str, int, int], None]  # (task description, done, total)
+
+
+@dataclass
+class HeadData:
+    """Rows of one head: evaluated rows plus optional extra rows used for training only."""
+
+    texts: list[str]
+    labels: np.ndarray
+    weights: np.ndarray
+    groups: np.ndarray
+    extra_texts: list[str] = field(default_factory=list)
+    extra_labels: np.ndarray = field(default_factory=lambda: np.array([], dtype=object))
+    extra_weights: np.ndarray = field(default_factory=lambda: np.array([], dtype=float))
+    sources: dict[str, int] = field(default_factory=dict)
+
+    def training_rows(self, idx: np.ndarray | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Texts, labels and weights to fit on (the evaluated rows ``idx`` plus every extra row)."""
+        if idx is None:
+            idx = np.arange(len(self.texts))
+        texts = [self.texts[i] for i in idx] + list(self.extra_texts)
+        labels = np.concatenate([self.labels[idx], self.extra_labels]).astype(object)
+        weights = np.concatenate([self.weights[idx], self.extra_weights]).astype(float)
+        return texts, labels, weights
+
+
+@dataclass
+class ReviewRow:
+    """A label a reviewer confirmed or corrected (see pipelines/retrain.py)."""
+
+    text: str
+    relevance: str | None
+    topic: str | None
+    agency: str | None
+
+
+def default_configs() -> dict[str, HeadConfig]:
+    """The configuration each head ships with (chosen by the ablation in classifier/evaluation.py)."""
+    return {head: HeadConfig() for head in HEADS}
+
+
+def copies_weight(copies: np.ndarray) -> np.ndarray:
+    """Sample weight for a row standing for ``copies`` raw tweets (dampened so viral rows don't dominate)."""
+    return 1.0 + np.log(copies)
+
+
+def load_head_data(data_dir: Path, reviews: list[ReviewRow] | None = None, review_weight: float = 2.0) -> dict[str, HeadData]:
+    """Rows per head from the training files (and reviewer labels, training-only)."""
+    tweets = load_tweets(Path(data_dir))
+    lapor = load_lapor(Path(data_dir))
+    out: dict[str, HeadData] = {}
+    for head, source in (("relevance", tweets), ("topic", tweets), ("agency", lapor)):
+        texts, labels, weights, groups = source.subset(head)
+        data = HeadData(texts, labels, copies_weight(weights), groups)
+        data.sources[source.name] = len(texts)
+        out[head] = data
+    if reviews:
+        add_reviews(out, reviews, review_weight)
+    return out
+
+
+def add_reviews(data: dict[str, HeadData], reviews: list[ReviewRow], weight: float) -> None:
+    """Append reviewer labels as extra training rows, skipping texts already in a head's rows."""
+    for head in HEADS:
+        seen = {t.strip().lower() for t in data[head].texts}
+        texts, labels = [], []
+        for row in reviews:
+            label = getattr(row, head)
+            key = row.text.strip().lower()
+            if label and key and key not in seen:
+                seen.add(key)
+                texts.append(row.text)
+                labels.append(label)
+        if texts:
+            d = data[head]
+            d.extra_texts = list(d.extra_texts) + texts
+            d.extra_labels = np.concatenate([d.extra_labels, np.array(labels, dtype=object)])
+            d.extra_weights = np.concatenate([d.extra_weights, np.full(len(texts), weight)])
+            d.sources["reviews"] = d.sources.get("reviews", 0) + len(texts)
+
+
+def fit_head(config: HeadConfig, texts: list[str], labels: np.ndarray, weights: np.ndarray) -> Pipeline:
+    """Fit one head's pipeline."""
+    pipe = build_head(config)
+    pipe.fit(texts, labels, model__sample_weight=weights)
+    return shrink(pipe)
+
+
+def shrink(pipe: Pipeline) -> Pipeline:
+    """Store linear weights as float32: half the file size, same predictions to ~1e-6."""
+    model = pipe.named_steps["model"]
+    linear = [cc.estimator for cc in getattr(model, "calibrated_classifiers_", [])] or [model]
+    for estimator in linear:
+        if hasattr(estimator, "coef_"):
+            estimator.coef_ = np.ascontiguousarray(estimator.coef_, dtype=np.float32)
+    return pipe
+
+
+def cross_validate(
+    config: HeadConfig,
+    data: HeadData,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    progress: Progress | None = None,
+    description: str = "",
+) -> dict[str, Any]:
+    """Grouped stratified CV: macro-F1, accuracy, per-class P/R/F1, confusion matrix, OOF predictions."""
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    labels = data.labels
+    predicted = np.empty(len(labels), dtype=object)
+    for k, (train_idx, test_idx) in enumerate(splitter.split(np.zeros(len(labels)), labels, data.groups)):
+        texts, y, w = data.training_rows(train_idx)
+        pipe = fit_head(config, texts, y, w)
+        predicted[test_idx] = pipe.predict([data.texts[i] for i in test_idx])
+        if progress:
+            progress(description, k + 1, folds)
+    return evaluation_report(labels, predicted)
+
+
+def evaluation_report(labels: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
+    """Macro-F1, accuracy, per-class P/R/F1/support and confusion matrix."""
+    classes = sorted(set(labels) | set(predicted))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predicted, labels=classes, zero_division=0
+    )
+    return {
+        "macro_f1": round(float(f1_score(labels, predicted, average="macro", labels=sorted(set(labels)))), 4),
+        "accuracy": round(float(accuracy_score(labels, predicted)), 4),
+        "per_class": {
+            c: {"precision": round(float(p), 4), "recall": round(float(r), 4), "f1": round(float(f), 4), "support": int(s)}
+            for c, p, r, f, s in zip(classes, precision, recall, f1, support, strict=True)
+        },
+        "labels": classes,
+        "confusion": confusion_matrix(labels, predicted, labels=classes).tolist(),
+        "n": len(labels),
+    }
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a model depends on."""
+    from importlib.metadata import version
+
+    import scipy
+    import sklearn
+    import skops
+
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "skops": skops.__version__,
+        "Sastrawi": version("Sastrawi"),
+    }
+
+
+def train_model(
+    *,
+    data_dir: Path,
+    configs: dict[str, HeadConfig] | None = None,
+    reviews: list[ReviewRow] | None = None,
+    review_weight: float = 2.0,
+    cv_folds: int = 5,
+    progress: Progress | None = None,
+) -> tuple[dict[str, Pipeline], dict[str, Any]]:
+    """Fit all heads (after cross-validating them when ``cv_folds`` > 1); returns (heads, model card)."""
+    from classifier.labels import LABELS
+    from classifier.normalize import colloquial_lexicon, kupang_overlay
+
+    configs = configs or default_configs()
+    data = load_head_data(Path(data_dir), reviews, review_weight)
+    metrics: dict[str, Any] = {"cv": {}}
+    if cv_folds > 1:
+        for head in HEADS:
+            metrics["cv"][head] = cross_validate(
+                configs[head], data[head], folds=cv_folds, progress=progress, description=f"CV {head}"
+            )
+    heads: dict[str, Pipeline] = {}
+    started = time.perf_counter()
+    for k, head in enumerate(HEADS):
+        texts, y, w = data[head].training_rows()
+        heads[head] = fit_head(configs[head], texts, y, w)
+        if progress:
+            progress("fit", k + 1, len(HEADS))
+    fit_seconds = time.perf_counter() - started
+    card = {
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "task": "Indonesian public-service complaint classification: relevance, topic, agency function",
+        "heads": {
+            head: {
+                "labels": [str(c) for c in heads[head].named_steps["model"].classes_],
+                "label_set": list(LABELS[head]),
+                "config": configs[head].to_dict(),
+                "training_rows": {k: int(v) for k, v in data[head].sources.items()},
+            }
+            for head in HEADS
+        },
+        "data": {
+            "dir": str(data_dir),
+            "files_sha256": data_files(Path(data_dir)),
+            "reviews_used": sum(data[h].sources.get("reviews", 0) for h in HEADS),
+            "review_weight": review_weight if reviews else None,
+            "citations": [
+                "Bandung complaint tweets (Dec 2015 - Jan 2016), see training data sources/",
+                "SP4N-LAPOR! admin exports, Kab. Bandung 2021-2024 and Kota Samarinda 2024",
+                "Salsabila et al. 2018, Colloquial Indonesian Lexicon, IALP 2018, doi:10.1109/IALP.2018.8629151",
+            ],
+            "lexicon_entries": {"colloquial": len(colloquial_lexicon()), "kupang_overlay": len(kupang_overlay())},
+        },
+        "metrics": {
+            **metrics,
+            "cv_folds": cv_folds,
+            "cv_method": "StratifiedGroupKFold over near-duplicate groups (word Jaccard >= 0.7)",
+        },
+        "fit_seconds": round(fit_seconds, 2),
+        "libraries": library_versions(),
+    }
+    return heads, card
