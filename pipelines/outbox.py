@@ -23,6 +23,7 @@ time (exponential, jittered); the beat sweep re-schedules everything due or stal
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -30,13 +31,13 @@ import re
 import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from jaring.settings import Settings, get_settings
 from pipelines import audit
@@ -208,81 +209,50 @@ class _Claim:
     complaint_id: int
     idempotency_key: str
     sender: str
-    prior_state: str
     attempt: int  # attempts after this claim (1 = first try)
-    attempt_row_id: int
-    uncertain: bool  # an earlier attempt may have reached LAPOR!
+    started_at: datetime
+    uncertain: bool  # an earlier attempt may have reached LAPOR!: look it up before sending
+    complaint: Complaint | None = None  # detached copy, loaded with the claim
 
 
 def _claim(session: Session, *, outbox_id: int, worker: str, lease: float) -> _Claim | None:
+    """Take the item if it is due, in one conditional UPDATE; commits. ``None`` if someone else has it.
+
+    Only one of any number of concurrent workers matches the WHERE clause: PostgreSQL re-checks it on
+    the locked row after the winner commits; SQLite serialises writers.
+    """
     now = utcnow()
     row = session.execute(
-        sa.select(
-            OutboxItem.state,
-            OutboxItem.attempts,
-            OutboxItem.next_attempt_at,
-            OutboxItem.claimed_until,
-            OutboxItem.complaint_id,
-            OutboxItem.idempotency_key,
-            OutboxItem.sender,
-        ).where(OutboxItem.id == outbox_id)
-    ).one_or_none()
-    if row is None:
-        return None
-    state, attempts = row.state, row.attempts
-    if state in (OutboxState.PENDING.value, OutboxState.UNKNOWN.value):
-        if aware(row.next_attempt_at) > now:  # type: ignore[operator]
-            return None
-    elif state == OutboxState.SENDING.value:
-        if row.claimed_until is not None and aware(row.claimed_until) >= now:  # type: ignore[operator]
-            return None
-    else:
-        return None
-    # Compare-and-set: only the worker that saw exactly this (state, attempts) wins.
-    result = session.execute(
         sa.update(OutboxItem)
-        .where(
-            OutboxItem.id == outbox_id,
-            OutboxItem.state == state,
-            OutboxItem.attempts == attempts,
-            _claimable_clause(now),
-        )
+        .where(OutboxItem.id == outbox_id, _claimable_clause(now))
         .values(
             state=OutboxState.SENDING.value,
-            attempts=attempts + 1,
+            attempts=OutboxItem.attempts + 1,
             claimed_by=worker,
             claimed_until=now + timedelta(seconds=lease),
             updated_at=now,
         )
+        .returning(OutboxItem.complaint_id, OutboxItem.idempotency_key, OutboxItem.sender, OutboxItem.attempts)
         .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    ).one_or_none()
+    if row is None:
         session.rollback()
         return None
-    attempt = ForwardAttempt(outbox_id=outbox_id, started_at=now, outcome="started")
-    session.add(attempt)
-    session.flush()
-    uncertain = state in (OutboxState.UNKNOWN.value, OutboxState.SENDING.value) or bool(
-        session.scalar(
-            sa.select(sa.func.count())
-            .select_from(ForwardAttempt)
-            .where(
-                ForwardAttempt.outbox_id == outbox_id,
-                ForwardAttempt.id != attempt.id,
-                ForwardAttempt.outcome.in_(("unknown", "started", "retry")),
-            )
-        )
-    )
+    complaint = session.get(Complaint, row.complaint_id)
+    if complaint is not None:
+        session.expunge(complaint)
     session.commit()
+    # Every earlier attempt (a timeout, a 5xx, a worker that died mid-request) may have reached
+    # LAPOR!; retry_dead() keeps the count above zero for items whose earlier outcome is unknown.
     return _Claim(
         outbox_id=outbox_id,
         complaint_id=row.complaint_id,
         idempotency_key=row.idempotency_key,
         sender=row.sender,
-        prior_state=state,
-        attempt=attempts + 1,
-        attempt_row_id=attempt.id,
-        uncertain=uncertain or attempts > 0,
+        attempt=row.attempts,
+        started_at=now,
+        uncertain=row.attempts > 1,
+        complaint=complaint,
     )
 
 
@@ -316,10 +286,17 @@ def close_senders() -> None:
             close()
 
 
-def _default_factory() -> sessionmaker[Session]:
-    from jaring.db import session_factory
+@contextlib.contextmanager
+def _delivery_session(factory: Callable[[], Session] | None) -> Iterator[Session]:
+    """One session on one pooled connection for the whole delivery (its two short transactions)."""
+    if factory is not None:
+        with factory() as session:
+            yield session
+        return
+    from jaring.db import get_engine
 
-    return session_factory()
+    with get_engine().connect() as connection, Session(bind=connection, expire_on_commit=False) as session:
+        yield session
 
 
 def deliver(
@@ -339,19 +316,16 @@ def deliver(
     settings = settings or get_settings()
     config = load_forward_config(settings.forward_policy_file).delivery
     worker = worker or worker_identity()
-    factory = factory or _default_factory()
-    with factory() as session:
+    with _delivery_session(factory) as session:
         claim = _claim(session, outbox_id=outbox_id, worker=worker, lease=config.lease_seconds)
         if claim is None:
             return DeliveryResult(outbox_id=outbox_id, outcome="skipped")
         sender = sender or cached_sender(settings)
         if sender.manual or settings.lapor_sender == "manual":
             return _park_for_manual_entry(session, claim, worker)
-        complaint = session.get(Complaint, claim.complaint_id)
-        if complaint is None:  # pragma: no cover - foreign key prevents it
+        complaint = claim.complaint
+        if complaint is None:  # pragma: no cover - the foreign key prevents it
             raise RuntimeError(f"outbox item {outbox_id} has no complaint")
-        session.expunge(complaint)
-        session.commit()
 
         uncertain = claim.uncertain
         try:
@@ -370,12 +344,9 @@ def deliver(
 
 
 def _finish_attempt(session: Session, claim: _Claim, *, outcome: str, error: str = "", status: int | None = None) -> None:
-    session.execute(
-        sa.update(ForwardAttempt)
-        .where(ForwardAttempt.id == claim.attempt_row_id)
-        .values(outcome=outcome, finished_at=utcnow(), error=error[:2000], http_status=status)
-        .execution_options(synchronize_session=False)
-    )
+    # An attempt whose worker died leaves no row: the item's attempt count then exceeds its rows.
+    session.add(ForwardAttempt(outbox_id=claim.outbox_id, started_at=claim.started_at, finished_at=utcnow(),
+                               outcome=outcome, error=error[:2000], http_status=status))
 
 
 def _park_for_manual_entry(session: Session, claim: _Claim, worker: str) -> DeliveryResult:
@@ -455,6 +426,10 @@ def _succeed(
     outbox_id = claim.outbox_id if claim else outbox_id
     complaint_id = claim.complaint_id if claim else complaint_id
     assert outbox_id is not None and complaint_id is not None
+    if claim is not None and claim.complaint is not None:
+        post_id = claim.complaint.post_id
+    else:
+        post_id = session.scalar(sa.select(Complaint.post_id).where(Complaint.id == complaint_id))
     now = utcnow()
     result = session.execute(
         sa.update(OutboxItem)
@@ -467,30 +442,33 @@ def _succeed(
     )
     if claim is not None:
         _finish_attempt(session, claim, outcome="sent")
-    complaint = session.get(Complaint, complaint_id, populate_existing=True)
-    assert complaint is not None
     if result.rowcount != 1:  # type: ignore[attr-defined]
         # Someone else stored the outcome first. Same tracking id: nothing to do. Different: LAPOR!
         # holds two reports for one key, which the lookup-before-resend exists to prevent; say so loudly.
-        if complaint.tracking_id != submission.tracking_id:
+        kept = session.scalar(sa.select(Complaint.tracking_id).where(Complaint.id == complaint_id))
+        if kept != submission.tracking_id:
             log.error("outbox %s: LAPOR! returned a second tracking id", outbox_id)
             audit.record(
                 session=session, actor=actor, action="outbox.duplicate_detected", object_type="complaint",
-                object_id=complaint_id,
-                details={"kept": complaint.tracking_id, "extra": submission.tracking_id},
+                object_id=complaint_id, details={"kept": kept, "extra": submission.tracking_id},
             )
         session.commit()
-        return DeliveryResult(outbox_id, "skipped", tracking_id=complaint.tracking_id, complaint_id=complaint_id)
+        return DeliveryResult(outbox_id, "skipped", tracking_id=kept, complaint_id=complaint_id)
     status = submission.status or "Belum Terverifikasi"
-    complaint.tracking_id = submission.tracking_id
-    complaint.lapor_status = status
-    complaint.forwarded_at = now
+    session.execute(
+        sa.update(Complaint)
+        .where(Complaint.id == complaint_id)
+        .values(tracking_id=submission.tracking_id, lapor_status=status, forwarded_at=now)
+        .execution_options(synchronize_session=False)
+    )
     session.add(ComplaintStatusEvent(complaint_id=complaint_id, status=status, changed_at=now, source=source))
-    if complaint.post_id is not None:
-        post = session.get(Post, complaint.post_id)
-        if post is not None:
-            post.status = PostStatus.FORWARDED.value
-            post.updated_at = now
+    if post_id is not None:
+        session.execute(
+            sa.update(Post)
+            .where(Post.id == post_id)
+            .values(status=PostStatus.FORWARDED.value, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
     audit.record(
         session=session, actor=actor, action="outbox.sent", object_type="complaint", object_id=complaint_id,
         details={"outbox_id": outbox_id, "tracking_id": submission.tracking_id, "via": source},
@@ -551,13 +529,9 @@ def retry_dead(
             changed.append(name)
     if not (complaint.title or "").strip() or not (complaint.body or "").strip():
         raise OutboxError("Judul dan isi laporan wajib diisi.")
-    uncertain = bool(
-        session.scalar(
-            sa.select(sa.func.count())
-            .select_from(ForwardAttempt)
-            .where(ForwardAttempt.outbox_id == item.id, ForwardAttempt.outcome.in_(("unknown", "started")))
-        )
-    )
+    recorded = session.scalars(sa.select(ForwardAttempt.outcome).where(ForwardAttempt.outbox_id == item.id)).all()
+    # Unknown if any attempt's outcome was unknown, or an attempt left no row (its worker died mid-send).
+    uncertain = "unknown" in recorded or item.attempts > len(recorded)
     now = utcnow()
     manual = item.sender == "manual"
     result = session.execute(
@@ -568,7 +542,7 @@ def retry_dead(
                 OutboxState.AWAITING_MANUAL.value if manual
                 else OutboxState.UNKNOWN.value if uncertain else OutboxState.PENDING.value
             ),
-            attempts=0,
+            attempts=1 if uncertain else 0,  # > 0 makes the next claim look LAPOR! up before sending
             next_attempt_at=now,
             claimed_by="",
             claimed_until=None,

@@ -253,17 +253,44 @@ def create_app(state: LaporState | None = None) -> FastAPI:
         state.set_status(tracking_id, str(body.get("status") or INITIAL_STATUS))
         return state.reports[tracking_id].as_json()
 
+    @app.post("/_standin/faults")
+    async def set_faults(request: Request) -> Any:
+        body = await request.json()
+        with state.lock:
+            for name in ("failure_rate", "timeout_rate", "timeout_seconds", "validation_error_rate"):
+                if name in body:
+                    setattr(state, name, float(body[name]))
+            if "honour_idempotency" in body:
+                state.honour_idempotency = bool(body["honour_idempotency"])
+            if "seed" in body:
+                state.rng.seed(int(body["seed"]))
+        if "down_seconds" in body:
+            state.go_down(float(body["down_seconds"]))
+        return {"ok": True}
+
+    @app.get("/_standin/stats")
+    async def stats() -> Any:
+        counts = state.count_by_ref()
+        return {
+            "reports": len(state.reports),
+            "requests": state.requests,
+            "submit_requests": state.submit_requests,
+            "duplicates": sum(n - 1 for n in counts.values() if n > 1),
+            "refs": len(counts),
+        }
+
     return app
 
 
-def main() -> None:  # pragma: no cover - manual use: python -m standins.lapor [port]
-    """Serve the stand-in on 127.0.0.1 (for trying the contract by hand)."""
+def main() -> None:  # pragma: no cover - manual use: python -m standins.lapor [port] [token]
+    """Serve the stand-in on 127.0.0.1 in its own process (by hand, and for bench/bench_forward.py)."""
     import sys
 
     import uvicorn
 
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 8765
-    uvicorn.run(create_app(LaporState()), host="127.0.0.1", port=port, log_level="warning")
+    token = sys.argv[2] if len(sys.argv) > 2 else "standin-lapor-token"
+    uvicorn.run(create_app(LaporState(token=token)), host="127.0.0.1", port=port, log_level="warning")
 
 
 if __name__ == "__main__":  # pragma: no cover
