@@ -24,8 +24,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -46,7 +48,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def standin() -> object:
+def standin() -> Iterator[str]:
     """The LAPOR! stand-in in a subprocess; yields its base URL."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "standins.lapor", str(port), TOKEN], cwd=ROOT,
@@ -70,7 +72,7 @@ def standin() -> object:
 
 
 @contextlib.contextmanager
-def database(backend: str, workdir: Path) -> object:
+def database(backend: str, workdir: Path) -> Iterator[str]:
     """A fresh migrated database; yields its URL."""
     from jaring.migrate import upgrade
 
@@ -156,25 +158,26 @@ def outbox_counts(url: str) -> dict[str, int]:
     return {state: int(n) for state, n in rows}
 
 
-def verify(url: str, lapor_url: str, count: int) -> dict[str, int]:
+def verify(url: str, lapor_url: str, count: int) -> dict[str, Any]:
     """Zero duplicates and zero losses: every complaint sent once, with the tracking id LAPOR! holds."""
     stats = httpx.get(f"{lapor_url}/_standin/stats", timeout=30).json()
     reports = httpx.get(f"{lapor_url}/_standin/reports", timeout=60).json()["data"]
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        stored = dict(conn.execute(sa.text(
+        rows = conn.execute(sa.text(
             "SELECT o.idempotency_key, c.tracking_id FROM outbox o JOIN complaints c ON c.id = o.complaint_id"
-        )).all())
+        )).all()
+        stored: dict[str, str] = {str(key): str(tid) for key, tid in rows}
     engine.dispose()
-    in_lapor = {}
+    in_lapor: dict[str, list[str]] = {}
     for report in reports:
         in_lapor.setdefault(report["external_ref"], []).append(report["trackingid"])
-    mismatched = sum(1 for key, tid in stored.items() if in_lapor.get(key) != [tid])
+    mismatched = len([key for key, tid in stored.items() if in_lapor.get(key) != [tid]])
     return {
         "complaints": count,
         "reports_in_lapor": stats["reports"],
         "duplicates": stats["duplicates"],
-        "lost": count - sum(1 for key in stored if key in in_lapor),
+        "lost": count - len([key for key in stored if key in in_lapor]),
         "tracking_id_mismatches": mismatched,
         "lapor_requests": stats["requests"],
     }

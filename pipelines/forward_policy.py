@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from jaring.settings import Settings, get_settings
@@ -34,10 +35,10 @@ class AutoForwardRule(_Strict):
     topic: str = "*"
     agency: str = "*"
     enabled: bool = True
-    min_relevance: float = Field(0.9, ge=0, le=1)
-    min_topic: float = Field(0.0, ge=0, le=1)
-    min_agency: float = Field(0.0, ge=0, le=1)
-    daily_cap: int | None = Field(None, ge=0)
+    min_relevance: float = Field(default=0.9, ge=0, le=1)
+    min_topic: float = Field(default=0.0, ge=0, le=1)
+    min_agency: float = Field(default=0.0, ge=0, le=1)
+    daily_cap: int | None = Field(default=None, ge=0)
 
     def matches(self, *, topic: str | None, agency: str | None) -> bool:
         """Whether this rule speaks about a post with these labels."""
@@ -47,21 +48,21 @@ class AutoForwardRule(_Strict):
 class AutoForwardConfig(_Strict):
     enabled: bool = False
     timezone: str = "Asia/Makassar"
-    daily_cap: int = Field(100, ge=0)
+    daily_cap: int = Field(default=100, ge=0)
     rules: tuple[AutoForwardRule, ...] = ()
 
 
 class DeliveryConfig(_Strict):
-    lease_seconds: float = Field(120, gt=0)
-    backoff_base_seconds: float = Field(5, ge=0)
-    backoff_max_seconds: float = Field(1800, ge=0)
-    max_attempts: int = Field(25, ge=1)
-    sweep_interval_seconds: float = Field(30, gt=0)
-    sweep_batch: int = Field(500, ge=1)
+    lease_seconds: float = Field(default=120, gt=0)
+    backoff_base_seconds: float = Field(default=5, ge=0)
+    backoff_max_seconds: float = Field(default=1800, ge=0)
+    max_attempts: int = Field(default=25, ge=1)
+    sweep_interval_seconds: float = Field(default=30, gt=0)
+    sweep_batch: int = Field(default=500, ge=1)
 
 
 class StatusSyncConfig(_Strict):
-    interval_seconds: float = Field(3600, gt=0)
+    interval_seconds: float = Field(default=3600, gt=0)
     verify_working_days: int = 3
     respond_working_days: int = 5
     auto_close_days: int = 10
@@ -205,7 +206,7 @@ def near_duplicate_already_forwarded(*, session: Session, post: Post) -> int | N
     for value in (post.duplicate_of_id, post.dup_group_id):
         if value:
             related.add(int(value))
-    conditions = [Post.id.in_(related), Post.duplicate_of_id.in_(related)]
+    conditions: list[Any] = [Post.id.in_(related), Post.duplicate_of_id.in_(related)]
     if post.dup_group_id:
         conditions.append(Post.dup_group_id == post.dup_group_id)
     group_posts = sa.select(Post.id).where(sa.or_(*conditions))
@@ -273,11 +274,17 @@ def apply_auto_forward(*, session: Session, post_id: int, settings: Settings | N
     city = load_city(settings.city_file)
     draft = draft_from_post(post=post, city=city)
     complaint = complaint_from_draft(draft, post_id=post.id, auto=True, model_version=model_version)
-    with session.begin_nested():
-        session.add(complaint)
-        session.flush()
-        item = outbox.enqueue(session=session, complaint=complaint, actor=POLICY_ACTOR)
-        post.status = PostStatus.CONFIRMED.value
+    try:
+        with session.begin_nested():
+            session.add(complaint)
+            session.flush()
+            item = outbox.enqueue(session=session, complaint=complaint, actor=POLICY_ACTOR, settings=settings)
+            post.status = PostStatus.CONFIRMED.value
+    except IntegrityError:
+        # A reviewer made a complaint of this post at the same moment: theirs stands.
+        if complaint in session:
+            session.expunge(complaint)
+        return None
     audit.record(
         session=session,
         actor=POLICY_ACTOR,

@@ -268,7 +268,9 @@ def handling_summary(*, session: Session, since: datetime | None = None) -> dict
     query = sa.select(Complaint).where(Complaint.forwarded_at.is_not(None))
     if since is not None:
         query = query.where(Complaint.forwarded_at >= since)
-    verify, respond, close = [], [], []
+    verify: list[float] = []
+    respond: list[float] = []
+    close: list[float] = []
     overdue = 0
     forwarded = 0
     for complaint in session.scalars(query):

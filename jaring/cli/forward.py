@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -27,16 +28,20 @@ def register(app: typer.Typer) -> None:
     forward_app.command("sync")(forward_sync)
     app.add_typer(forward_app, name="forward")
 
-    manual_app = typer.Typer(help="Manual-entry sender: record what an admin typed into LAPOR!.",
-                             no_args_is_help=True)
+    manual_app = typer.Typer(
+        help="Manual-entry sender: record what an admin typed into LAPOR!.", no_args_is_help=True
+    )
     manual_app.command("record")(manual_record)
     manual_app.command("status")(manual_status)
     app.add_typer(manual_app, name="manual")
 
 
 def outbox_list(
-    state: list[str] = typer.Option(None, "--state", help="Only these states (pending, sending, unknown, "
-                                    "awaiting_manual, sent, dead); repeatable."),
+    state: list[str] = typer.Option(
+        None,
+        "--state",
+        help="Only these states (pending, sending, unknown, awaiting_manual, sent, dead); repeatable.",
+    ),
     limit: int = typer.Option(50, min=1, max=1000, help="How many rows."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
 ) -> None:
@@ -53,14 +58,20 @@ def outbox_list(
             return
         table = Table("id", "complaint", "state", "attempts", "tracking id", "next attempt", "last error")
         for item, complaint in rows:
-            table.add_row(str(item.id), str(complaint.id), item.state, str(item.attempts),
-                          complaint.tracking_id or "", str(item.next_attempt_at or "")[:19],
-                          (item.last_error or "")[:60])
+            table.add_row(
+                str(item.id),
+                str(complaint.id),
+                item.state,
+                str(item.attempts),
+                complaint.tracking_id or "",
+                str(item.next_attempt_at or "")[:19],
+                (item.last_error or "")[:60],
+            )
         console.print(table)
     console.print(" ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "outbox is empty")
 
 
-def _item_dict(item, complaint) -> dict:  # type: ignore[no-untyped-def]
+def _item_dict(item: Any, complaint: Any) -> dict[str, Any]:
     return {
         "outbox_id": item.id,
         "complaint_id": complaint.id,
@@ -90,13 +101,17 @@ def outbox_show(outbox_id: int = typer.Argument(..., help="Outbox item id.")) ->
         complaint = session.get(Complaint, item.complaint_id)
         console.print_json(json.dumps(_item_dict(item, complaint)))
         for attempt in outbox.attempts_of(session=session, outbox_id=outbox_id):
-            console.print(f"  {str(attempt.started_at)[:19]}  {attempt.outcome:8} "
-                          f"{attempt.http_status or '':>4}  {(attempt.error or '')[:100]}")
+            console.print(
+                f"  {str(attempt.started_at)[:19]}  {attempt.outcome:8} "
+                f"{attempt.http_status or '':>4}  {(attempt.error or '')[:100]}"
+            )
 
 
 def outbox_retry(
     outbox_id: int = typer.Argument(None, help="Dead outbox item to retry."),
-    all_dead: bool = typer.Option(False, "--all-dead", help="Retry every dead item (e.g. after fixing the token)."),
+    all_dead: bool = typer.Option(
+        False, "--all-dead", help="Retry every dead item (e.g. after fixing the token)."
+    ),
     title: str = typer.Option(None, help="New judul before retrying."),
     instansi: str = typer.Option(None, help="New instansi tujuan before retrying."),
     category: str = typer.Option(None, help="New kategori before retrying."),
@@ -112,9 +127,16 @@ def outbox_retry(
         raise typer.Exit(2)
     changes = {k: v for k, v in {"title": title, "instansi": instansi, "category": category}.items() if v}
     with session_scope() as session:
-        ids = [outbox_id] if outbox_id is not None else [
-            item.id for item, _ in outbox.list_items(session=session, states=(OutboxState.DEAD.value,), limit=10_000)
-        ]
+        ids = (
+            [outbox_id]
+            if outbox_id is not None
+            else [
+                item.id
+                for item, _ in outbox.list_items(
+                    session=session, states=(OutboxState.DEAD.value,), limit=10_000
+                )
+            ]
+        )
         retried = []
         for one in ids:
             try:
@@ -173,8 +195,9 @@ def manual_record(
 
     with session_factory()() as session:
         try:
-            result = outbox.record_manual_entry(session=session, complaint_id=complaint, tracking_id=tracking_id,
-                                                actor=actor)
+            result = outbox.record_manual_entry(
+                session=session, complaint_id=complaint, tracking_id=tracking_id, actor=actor
+            )
         except outbox.OutboxError as exc:
             errors.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from None
@@ -192,8 +215,9 @@ def manual_status(
 
     with session_factory()() as session:
         try:
-            added = status_sync.record_manual_status(session=session, complaint_id=complaint, status=status,
-                                                     actor=actor)
+            added = status_sync.record_manual_status(
+                session=session, complaint_id=complaint, status=status, actor=actor
+            )
         except ValueError as exc:
             errors.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from None

@@ -188,3 +188,40 @@ def test_manual_status_from_the_admin(forward_env: ForwardEnv, session: Session)
     assert status_sync.open_complaint_ids(session=session) == []
     summary = status_sync.handling_summary(session=session)
     assert summary["forwarded"] == 1 and summary["median_close_hours"] is not None
+
+
+def test_auto_forward_racing_a_reviewer_leaves_one_complaint(policy: Path, session: Session) -> None:
+    import threading
+
+    from sqlalchemy.exc import OperationalError
+
+    from jaring.db import session_factory
+
+    post = labelled_post(session, 1)
+    session.commit()
+    flushed, outcome = threading.Event(), {}
+
+    def reviewer() -> None:
+        with session_factory()() as s:
+            s.add(Complaint(post_id=post.id, title="Jalan rusak", body="Jalan rusak di Oebobo", instansi="PUPR"))
+            s.flush()
+            flushed.set()
+            threading.Event().wait(0.5)  # the policy tries to insert meanwhile
+            s.commit()
+
+    thread = threading.Thread(target=reviewer)
+    thread.start()
+    flushed.wait(10)
+    with session_factory()() as s:
+        try:
+            outcome["result"] = apply_auto_forward(session=s, post_id=post.id)
+            s.commit()
+        except OperationalError:  # SQLite: the writer lock; the classify task retries and then skips
+            s.rollback()
+            outcome["result"] = "retry"
+    thread.join(10)
+    assert outcome["result"] in (None, "retry")
+    assert session.scalar(sa.select(sa.func.count()).select_from(Complaint)) == 1
+    assert session.scalar(sa.select(sa.func.count()).select_from(OutboxItem)) == 0
+    with session_factory()() as s:
+        assert apply_auto_forward(session=s, post_id=post.id) is None
