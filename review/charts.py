@@ -17,25 +17,24 @@ def _svg(width: int, height: int, body: list[str], title: str) -> Markup:
     )
 
 
-def bar_chart(rows: list[tuple[str, int]], *, title: str, limit: int = 10, label_width: int = 260) -> Markup:
-    """Horizontal bars, one per (label, count), largest first."""
+def bar_chart(rows: list[tuple[str, int]], *, title: str, limit: int = 10) -> Markup:
+    """Horizontal bars, one per (label, count), largest first; the label sits above its bar."""
     rows = rows[:limit]
     if not rows:
         return Markup('<p class="muted">Belum ada data.</p>')
-    bar_height, gap, width = 22, 6, 720
-    height = len(rows) * (bar_height + gap) + gap
+    row_height, width = 36, 480
+    height = len(rows) * row_height + 4
     peak = max(n for _, n in rows) or 1
-    span = width - label_width - 60
+    span = width - 50
     body: list[str] = []
     for i, (label, count) in enumerate(rows):
-        y = gap + i * (bar_height + gap)
-        w = max(1, round(span * count / peak))
-        short = label if len(label) <= 38 else label[:37] + "…"
+        y = i * row_height
+        w = max(2, round(span * count / peak))
+        short = label if len(label) <= 70 else label[:69] + "…"
         body.append(
-            f'<text x="{label_width - 8}" y="{y + 15}" text-anchor="end" font-size="12" fill="#333">'
-            f'{escape(short)}<title>{escape(label)}</title></text>'
-            f'<rect x="{label_width}" y="{y}" width="{w}" height="{bar_height}" fill="{PALETTE[0]}" rx="3"/>'
-            f'<text x="{label_width + w + 6}" y="{y + 15}" font-size="12" fill="#333">{count}</text>'
+            f'<text x="0" y="{y + 13}" font-size="12" fill="#333">{escape(short)}<title>{escape(label)}</title></text>'
+            f'<rect x="0" y="{y + 17}" width="{w}" height="14" fill="{PALETTE[0]}" rx="3"/>'
+            f'<text x="{w + 6}" y="{y + 29}" font-size="12" fill="#333">{count}</text>'
         )
     return _svg(width, height, body, title)
 

@@ -213,3 +213,14 @@ def test_dashboard_and_export_render(browserish, seeded) -> None:
     assert page.status_code == 200 and "<svg" in page.text and "Tertangkap: 6" in page.text
     csv_response = c.client.get("/ekspor", params={"format": "csv"})
     assert csv_response.status_code == 200 and csv_response.headers["content-disposition"].startswith("attachment")
+
+
+def test_bulk_reject_as_duplicates_of_one_original(browserish, seeded, db) -> None:
+    c = browserish()
+    c.login("reviewer")
+    c.post("/kotak-masuk/massal", {"ids": [seeded["jalan2"], seeded["xss"]], "action": "reject:duplicate",
+                                   "duplicate_of": str(seeded["jalan"])})
+    rows = db.execute(sa.select(Post.status, Post.duplicate_of_id).where(Post.id.in_([seeded["jalan2"], seeded["xss"]])))
+    assert set(rows) == {("rejected", seeded["jalan"])}
+    decisions = db.scalars(sa.select(Review.decision).where(Review.post_id.in_([seeded["jalan2"], seeded["xss"]])))
+    assert list(decisions) == ["duplicate", "duplicate"]
