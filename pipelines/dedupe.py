@@ -1,14 +1,19 @@
 """Near-duplicate detection: the same complaint copy-pasted across platforms or accounts is grouped.
 
-Text is normalised (case, URLs, @handles, ``RT`` prefixes, punctuation) and hashed twice: an exact
-``content_hash`` and a 64-bit SimHash over character 4-grams. Posts within Hamming distance
-:data:`MAX_DISTANCE` are near-duplicates. Lookup uses banding (LSH): the SimHash is cut into four
-16-bit bands; two hashes within distance 3 share at least one band exactly (pigeonhole), so a new
-post is compared only with the group roots in its four buckets (table ``post_simhash_bands``).
-Only group roots are indexed, so a viral text copied a thousand times still costs one comparison.
+Text is normalised (case, URLs, @handles, ``RT`` prefixes, punctuation). Two posts are
+near-duplicates when the Jaccard similarity of their word-bigram sets is at least
+:data:`MIN_SIMILARITY` (a copy with a word added, dropped or changed stays well above it).
 
-Dedupe annotates and never deletes: the later post gets ``duplicate_of_id``, ``dup_group_id`` (the
-group's first post) and a ``duplicate_reason`` a reviewer can read.
+Lookup must not grow with the number of stored posts, so it uses MinHash with LSH banding: a
+64-value MinHash signature is cut into 16 bands of 4 values; each band is hashed to a 32-bit
+bucket key stored in ``post_simhash_bands``. Similar posts share a bucket with high probability
+(J=0.75: >99.99 %, J=0.6: 89 %); unrelated posts almost never do, so a new post is compared
+only with the handful of posts in its 16 buckets, checked exactly on their text. Only group roots
+are indexed, so a text copied a thousand times still costs one comparison.
+
+``posts.simhash`` keeps a 64-bit SimHash of the text as a compact fingerprint (``content_hash``
+is the exact one). Dedupe annotates and never deletes: the later post gets ``duplicate_of_id``,
+``dup_group_id`` (the group's first post) and a ``duplicate_reason`` a reviewer can read.
 """
 
 from __future__ import annotations
@@ -25,15 +30,18 @@ from sqlalchemy.orm import Session
 
 from pipelines.models import Post, PostSimhashBand
 
-MAX_DISTANCE = 3
-BANDS = 4
-BAND_BITS = 16
-MIN_CHARS = 24  # shorter texts ("mantap", "ok min") are too generic to group
-MIN_TOKENS = 4
-SHINGLE = 4
+MIN_SIMILARITY = 0.6
+MIN_TOKENS = 5  # shorter texts ("mantap", "ok min siap") are too generic to group
+NUM_PERM = 64
+BANDS = 16
+ROWS = NUM_PERM // BANDS
+_PRIME = (1 << 31) - 1
+_rng = np.random.default_rng(20261127)  # fixed: band keys are stored, they must never change
+_A = _rng.integers(1, _PRIME, NUM_PERM, dtype=np.int64)
+_B = _rng.integers(0, _PRIME, NUM_PERM, dtype=np.int64)
 
 _URL = re.compile(r"https?://\S+|www\.\S+")
-_HANDLE = re.compile(r"(?<!\w)@\w+")
+_HANDLE = re.compile(r"(?<!\w)@[\w.]+")
 _RT = re.compile(r"^\s*rt\s*:?\s*")
 _NON_WORD = re.compile(r"[^\w\s]+")
 _SPACE = re.compile(r"\s+")
@@ -55,32 +63,53 @@ def content_hash(normalised: str) -> str:
     return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
 
 
-def _feature_hashes(normalised: str) -> np.ndarray:
-    # Character 4-grams: short posts have few words, and a copy with one word changed or added
-    # keeps most of its 4-grams (word features move several bits per changed word).
-    features = {normalised[i : i + SHINGLE] for i in range(len(normalised) - SHINGLE + 1)}
-    digests = b"".join(hashlib.blake2b(f.encode("utf-8"), digest_size=8).digest() for f in features)
-    return np.frombuffer(digests, dtype=">u8")
+def shingles(normalised: str) -> set[str]:
+    """Word bigrams of the normalised text (empty when the text is too short to judge)."""
+    tokens = normalised.split()
+    if len(tokens) < MIN_TOKENS:
+        return set()
+    return {f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)}
+
+
+def _hash32(values: Iterable[str]) -> np.ndarray:
+    digests = b"".join(hashlib.blake2b(v.encode("utf-8"), digest_size=4).digest() for v in values)
+    return np.frombuffer(digests, dtype="<u4").astype(np.int64)
+
+
+def minhash(shingle_set: set[str]) -> np.ndarray | None:
+    """The MinHash signature (64 values) of a shingle set, or None for an empty set."""
+    if not shingle_set:
+        return None
+    hashed = _hash32(sorted(shingle_set))
+    return ((np.outer(hashed, _A) + _B) % _PRIME).min(axis=0)
+
+
+def band_keys(signature: np.ndarray) -> list[int]:
+    """The 16 LSH bucket keys (signed 32-bit) of a signature."""
+    keys = []
+    for band in range(BANDS):
+        chunk = signature[band * ROWS : (band + 1) * ROWS].astype("<i8").tobytes()
+        digest = hashlib.blake2b(bytes([band]) + chunk, digest_size=4).digest()
+        keys.append(int.from_bytes(digest, "little", signed=True))
+    return keys
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    """|a ∩ b| / |a ∪ b| (0 for two empty sets)."""
+    return len(a & b) / len(a | b) if a or b else 0.0
 
 
 def simhash(normalised: str) -> int | None:
-    """A signed 64-bit SimHash of the normalised text, or None when it is too short to compare."""
+    """A signed 64-bit SimHash over word unigrams and bigrams (a compact fingerprint), or None if too short."""
     tokens = normalised.split()
-    if len(normalised) < MIN_CHARS or len(tokens) < MIN_TOKENS:
+    if len(tokens) < MIN_TOKENS:
         return None
-    hashes = _feature_hashes(normalised)
-    bits = np.unpackbits(hashes.astype(">u8").view(np.uint8).reshape(-1, 8), axis=1)  # (n, 64), MSB first
-    votes = bits.sum(axis=0, dtype=np.int64) * 2 - len(hashes)
-    value = 0
-    for bit in np.flatnonzero(votes > 0):
-        value |= 1 << (63 - int(bit))
+    features = tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
+    digests = b"".join(hashlib.blake2b(f.encode("utf-8"), digest_size=8).digest() for f in features)
+    bits = np.unpackbits(np.frombuffer(digests, dtype=np.uint8).reshape(-1, 8), axis=1)
+    votes = bits.sum(axis=0, dtype=np.int64) * 2 - len(features)
+    value = int.from_bytes(np.packbits(votes > 0).tobytes(), "big")
     return value - (1 << 64) if value >= 1 << 63 else value
-
-
-def bands(signed: int) -> list[int]:
-    """The four band keys of a SimHash: ``(band index << 16) | 16-bit value``."""
-    unsigned = signed & 0xFFFFFFFFFFFFFFFF
-    return [(i << BAND_BITS) | ((unsigned >> (i * BAND_BITS)) & 0xFFFF) for i in range(BANDS)]
 
 
 def distance(a: int, b: int) -> int:
@@ -95,13 +124,13 @@ class Fingerprint:
     post_id: int
     platform: str
     content_hash: str
-    simhash: int | None
+    normalised: str
 
 
 @dataclass
 class _Root:
     post_id: int
-    simhash: int
+    shingles: set[str]
     group_id: int | None
     content_hash: str
 
@@ -111,59 +140,65 @@ def annotate(*, session: Session, posts: Iterable[Fingerprint]) -> int:
 
     Runs in the caller's transaction (does not commit). New posts are expected in id order.
     """
-    fresh = [p for p in posts if p.simhash is not None]
+    fresh = []
+    for post in posts:
+        sh = shingles(post.normalised)
+        signature = minhash(sh)
+        if signature is not None:
+            fresh.append((post, sh, band_keys(signature)))
     if not fresh:
         return 0
-    wanted = sorted({b for p in fresh for b in bands(p.simhash)})  # type: ignore[arg-type]
-    buckets: dict[int, list[_Root]] = {}
-    for chunk_start in range(0, len(wanted), 500):
-        chunk = wanted[chunk_start : chunk_start + 500]
+    wanted = sorted({k for _, _, keys in fresh for k in keys})
+    candidates: dict[int, list[int]] = {}
+    roots: dict[int, _Root] = {}
+    for start in range(0, len(wanted), 500):
         rows = session.execute(
-            sa.select(PostSimhashBand.band, Post.id, Post.simhash, Post.dup_group_id, Post.content_hash)
+            sa.select(PostSimhashBand.band, Post.id, Post.text, Post.dup_group_id, Post.content_hash)
             .join(Post, Post.id == PostSimhashBand.post_id)
-            .where(PostSimhashBand.band.in_(chunk))
+            .where(PostSimhashBand.band.in_(wanted[start : start + 500]))
         )
-        for band, post_id, sh, group, chash in rows:
-            buckets.setdefault(band, []).append(_Root(post_id, sh, group, chash))
+        for band, post_id, text, group, chash in rows:
+            candidates.setdefault(band, []).append(post_id)
+            if post_id not in roots:
+                roots[post_id] = _Root(post_id, shingles(normalise(text)), group, chash)
 
     new_bands: list[dict[str, int]] = []
     updates: list[dict[str, object]] = []
     group_roots: dict[int, int] = {}
     grouped = 0
-    for post in fresh:
-        assert post.simhash is not None
-        keys = bands(post.simhash)
-        best: tuple[int, int, _Root] | None = None
+    for post, sh, keys in fresh:
+        best: tuple[float, int] | None = None
         for key in keys:
-            for root in buckets.get(key, ()):
-                if root.post_id >= post.post_id:
+            for root_id in candidates.get(key, ()):
+                if root_id >= post.post_id:
                     continue
-                d = distance(root.simhash, post.simhash)
-                if d <= MAX_DISTANCE and (best is None or (d, root.post_id) < (best[0], best[1])):
-                    best = (d, root.post_id, root)
+                similarity = jaccard(sh, roots[root_id].shingles)
+                if similarity >= MIN_SIMILARITY and (
+                    best is None or (-similarity, root_id) < (-best[0], best[1])
+                ):
+                    best = (similarity, root_id)
         if best is None:
-            root = _Root(post.post_id, post.simhash, None, post.content_hash)
-            for key in keys:
-                buckets.setdefault(key, []).append(root)
+            roots[post.post_id] = _Root(post.post_id, sh, None, post.content_hash)
+            for key in set(keys):
+                candidates.setdefault(key, []).append(post.post_id)
                 new_bands.append({"band": key, "post_id": post.post_id})
             continue
-        d, _, root = best
+        similarity, root_id = best
+        root = roots[root_id]
         group_id = root.group_id or root.post_id
         if root.group_id is None:
             root.group_id = group_id
             group_roots[root.post_id] = group_id
-        same = root.content_hash == post.content_hash
-        reason = (
-            f"same text as post #{root.post_id}"
-            if same
-            else f"near-duplicate of post #{root.post_id} ({d} bits)"
-        )
+        if root.content_hash == post.content_hash:
+            reason = f"same text as post #{root.post_id}"
+        else:
+            reason = f"near-duplicate of post #{root.post_id} ({similarity:.0%} similar)"
         updates.append(
             {
                 "id": post.post_id,
                 "dup_group_id": group_id,
                 "duplicate_of_id": root.post_id,
-                "duplicate_reason": reason[:200],
+                "duplicate_reason": reason,
             }
         )
         grouped += 1
@@ -172,12 +207,12 @@ def annotate(*, session: Session, posts: Iterable[Fingerprint]) -> int:
     for root_id, group_id in group_roots.items():
         updates.append({"id": root_id, "dup_group_id": group_id})
     if updates:
-        session.execute(sa.update(Post), updates)
+        # Sorted by id so concurrent workers lock rows in the same order.
+        session.execute(sa.update(Post), sorted(updates, key=lambda u: int(str(u["id"]))))
     return grouped
 
 
 def group_size(*, session: Session, group_id: int) -> int:
     """How many posts are in a near-duplicate group."""
-    return int(
-        session.scalar(sa.select(sa.func.count()).select_from(Post).where(Post.dup_group_id == group_id)) or 0
-    )
+    count = session.scalar(sa.select(sa.func.count()).select_from(Post).where(Post.dup_group_id == group_id))
+    return int(count or 0)

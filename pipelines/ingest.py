@@ -125,7 +125,8 @@ def ingest_posts(
     prepared = {key: _prepare(item, cap) for key, item in latest.items()}
     existing = _existing(session, set(latest) | _originals(latest.values()))
 
-    to_insert = [key for key in latest if key not in existing]
+    # Sorted, so concurrent workers lock unique-index entries in the same order (no deadlocks on PostgreSQL).
+    to_insert = sorted(key for key in latest if key not in existing)
     inserted: dict[tuple[str, str], int] = {}
     if to_insert:
         now = datetime.now(UTC)
@@ -153,7 +154,7 @@ def ingest_posts(
         session.execute(sa.update(Post), links)
 
     result.new_post_ids = sorted(inserted.values())
-    for key, item in latest.items():
+    for key, item in sorted(latest.items(), key=lambda kv: existing.get(kv[0], {}).get("id", 0)):
         if key in inserted:
             continue
         row = existing.get(key)
@@ -170,7 +171,7 @@ def ingest_posts(
 
     if detect_duplicates and inserted:
         fingerprints = [
-            dedupe.Fingerprint(post_id, key[0], prepared[key][3], prepared[key][4])
+            dedupe.Fingerprint(post_id, key[0], prepared[key][3], prepared[key][1])
             for key, post_id in sorted(inserted.items(), key=lambda kv: kv[1])
         ]
         result.near_duplicates = dedupe.annotate(session=session, posts=fingerprints)
@@ -253,7 +254,7 @@ def _row(
         "raw": _jsonable(item.raw),
         "content_hash": chash,
         "simhash": sh,
-        "simhash_band": dedupe.bands(sh)[0] if sh is not None else None,
+        "simhash_band": (sh >> 48) if sh is not None else None,  # top 16 bits: a coarse bucket for browsing
         "dup_group_id": None,
         "duplicate_of_id": None,
         "duplicate_reason": "",
