@@ -68,6 +68,14 @@ SELECT
 FROM generate_series(1, :n) AS s(i)
 """
 
+# Every decided post gets the review that decided it, 1-48 hours after capture (for the dashboard).
+REVIEWS_SQL = """
+INSERT INTO reviews (post_id, decision, note, created_at)
+SELECT id, CASE status WHEN 'rejected' THEN 'not_complaint' ELSE 'confirm' END, '',
+       harvested_at + (1 + id % 48) * interval '1 hour'
+FROM posts WHERE status IN ('confirmed', 'rejected', 'forwarded')
+"""
+
 
 def _server_ms(response: object) -> float:
     header = response.headers.get("server-timing", "")  # type: ignore[attr-defined]
@@ -104,10 +112,12 @@ def run(n: int, repeat: int) -> dict[str, Any]:
         started = time.perf_counter()
         with engine.begin() as conn:
             conn.execute(sa.text(SEED_SQL), {"n": n})
+            conn.execute(sa.text(REVIEWS_SQL))
             conn.execute(sa.insert(User).values(username="bench", full_name="", password_hash=hash_password("bench-pass-123"),
                                                 role="reviewer", is_active=True, created_at=sa.func.now()))
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text("VACUUM ANALYZE posts"))
+            conn.execute(sa.text("VACUUM ANALYZE reviews"))
         results["seed_seconds"] = round(time.perf_counter() - started, 1)
 
         app = create_app(Settings(database_url=url, environment="test", secret_key=SecretStr("bench-" + "x" * 40)))
@@ -126,6 +136,11 @@ def run(n: int, repeat: int) -> dict[str, Any]:
                 client, "/kotak-masuk?dari=2026-01-01&sampai=2026-01-07", repeat)
             results["search_common_ms"] = measure(client, "/kotak-masuk?q=banjir", repeat)
             results["search_no_match_ms"] = measure(client, "/kotak-masuk?q=zzqxj", repeat)  # trigram index
+
+            # Informational (no target): the leaders' dashboard over the last 30 days and a full year.
+            results["dashboard_30d_ms"] = measure(client, "/dasbor", max(3, repeat // 3))
+            results["dashboard_365d_ms"] = measure(client, "/dasbor?dari=2025-12-01&sampai=2026-11-30",
+                                                   max(3, repeat // 3))
 
             # Deep page: keyset cursor (what the app does) vs OFFSET (the baseline), same rows.
             depth = min(n // 4, 20_000)

@@ -205,3 +205,20 @@ def test_followed_up_uses_the_forwarding_status_map_with_a_fallback(tmp_path) ->
     assert not configured("Terverifikasi") and not configured("Diarsipkan oleh Sistem")
     fallback = dashboard.followed_up_predicate(tmp_path / "missing.yaml")
     assert fallback("Ditindaklanjuti") and not fallback("Terdisposisi") and not fallback("")
+
+
+def test_dashboard_medians_from_an_even_sample_when_many_posts(db, seeded, monkeypatch) -> None:
+    now = datetime.now(UTC)
+    reviewer = _user(db)
+    for i in range(12):
+        post = Post(platform="twitter", external_id=f"many-{i}", text="x", status="rejected", raw={},
+                    created_at=now - timedelta(hours=3), harvested_at=now - timedelta(hours=2))
+        db.add(post)
+        db.flush()
+        db.add(Review(post_id=post.id, user_id=reviewer.id, decision="spam", created_at=now - timedelta(hours=1)))
+    db.commit()
+    monkeypatch.setattr(dashboard, "MEDIAN_SAMPLE", 4)
+    data = dashboard.build(session=db, start=(now - timedelta(days=1)).date(), end=now.date())
+    label, seconds, n = data.medians[1]
+    assert label == "Tertangkap → ditinjau" and 3 <= n <= 6 and seconds == pytest.approx(3600, abs=5)
+    assert data.funnel.reviewed == 12
