@@ -230,12 +230,12 @@ def bench_faults(args: argparse.Namespace) -> dict[str, object]:
         return result
 
 
-def spawn_worker(env: dict[str, str], workdir: Path, n: int, concurrency: int) -> subprocess.Popen[bytes]:
+def spawn_worker(env: dict[str, str], workdir: Path, n: int, concurrency: int, pool: str) -> subprocess.Popen[bytes]:
     log = (workdir / f"worker-{n}.log").open("wb")
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("JARING_")} | env | {"PYTHONWARNINGS": "ignore"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "pipelines.celery_app", "worker", "-Q", "forward",
-         "-c", str(concurrency), "--without-gossip", "--without-mingle", "--without-heartbeat",
+         "-c", str(concurrency), f"--pool={pool}", "--without-gossip", "--without-mingle", "--without-heartbeat",
          "-n", f"bench{n}-{uuid.uuid4().hex[:6]}@%h", "--loglevel=WARNING"],
         cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
@@ -280,7 +280,7 @@ def bench_throughput(args: argparse.Namespace) -> dict[str, object]:
         os.environ["JARING_BROKER_URL"] = broker
         baseline = baseline_rate(lapor_url, args.baseline_count)
         app = create_app(Settings())
-        workers = [spawn_worker(env, workdir, n, args.concurrency) for n in range(args.workers)]
+        workers = [spawn_worker(env, workdir, n, args.concurrency, args.pool) for n in range(args.workers)]
         try:
             wait_ready(workers, app)
             engine = sa.create_engine(url)
@@ -315,7 +315,8 @@ def bench_throughput(args: argparse.Namespace) -> dict[str, object]:
         check = verify(url, lapor_url, args.count * args.runs)
     median = statistics.median(runs)
     return {
-        "backend": args.backend, "workers": args.workers, "concurrency_per_worker": args.concurrency,
+        "backend": args.backend, "workers": args.workers, "pool": args.pool,
+        "concurrency_per_worker": args.concurrency,
         "complaints_per_run": args.count, "runs_per_second": [round(r, 1) for r in runs],
         "median_complaints_per_second": round(median, 1),
         "baseline_plain_http_per_second": round(baseline, 1),
@@ -331,7 +332,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=None, help="complaints (faults: 10000, throughput: 1000)")
     parser.add_argument("--threads", type=int, default=16, help="concurrent deliverers in the faults run")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=2, help="processes per worker")
+    parser.add_argument("--concurrency", type=int, default=2, help="processes (or threads) per worker")
+    parser.add_argument("--pool", choices=["prefork", "threads"], default="prefork", help="Celery worker pool")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--baseline-count", type=int, default=500)
     args = parser.parse_args()
