@@ -222,3 +222,17 @@ def test_dashboard_medians_from_an_even_sample_when_many_posts(db, seeded, monke
     label, seconds, n = data.medians[1]
     assert label == "Tertangkap → ditinjau" and 3 <= n <= 6 and seconds == pytest.approx(3600, abs=5)
     assert data.funnel.reviewed == 12
+
+
+def test_bulk_keeps_earlier_successes_when_a_later_post_conflicts(db, seeded) -> None:
+    reviewer = _user(db)
+    review_actions.reject(session=db, post_id=seeded["bukan"], user=reviewer, reason="spam")
+    db.commit()
+    result = review_actions.bulk_confirm(session=db, post_ids=[seeded["air"], seeded["bukan"], seeded["sampah"]],
+                                         user=reviewer)
+    db.commit()
+    assert result.done == [seeded["air"], seeded["sampah"]] and list(result.skipped) == [seeded["bukan"]]
+    db.expire_all()
+    statuses = {pid: db.get(Post, pid).status for pid in (seeded["air"], seeded["bukan"], seeded["sampah"])}
+    assert statuses == {seeded["air"]: "confirmed", seeded["bukan"]: "rejected", seeded["sampah"]: "confirmed"}
+    assert db.scalar(sa.select(sa.func.count()).select_from(Review)) == 3

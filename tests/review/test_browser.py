@@ -201,3 +201,25 @@ def test_viewer_cannot_reach_reviewer_actions(site: Site) -> None:
     for path in ("/kotak-masuk", f"/kiriman/{site.ids['jalan']}", f"/kiriman/{site.ids['jalan']}/aduan"):
         response = page.goto(path)
         assert response.status == 403 and "Akses ditolak" in page.inner_text("h1")
+
+
+def test_keyboard_moves_opens_composer_and_confirms(site: Site, sqlite_url: str) -> None:
+    page, ids = site.page, site.ids
+    site.login("reviewer")
+    page.wait_for_url("**/kotak-masuk")
+    order = page.locator("#inbox .item").evaluate_all("items => items.map(i => i.dataset.id)")
+    for key in ("j", "j", "j", "k"):
+        page.keyboard.press(key)
+    assert page.locator("#inbox .item.current").get_attribute("data-id") == order[1]
+    page.keyboard.press("x")
+    assert page.is_checked(f'#inbox .item[data-id="{order[1]}"] input[name="ids"]')
+    with page.expect_navigation():
+        page.keyboard.press("e")
+    assert page.url.endswith(f"/kiriman/{order[1]}/aduan")
+    page.goto(f"/kiriman/{ids['sampah']}")
+    with page.expect_navigation():
+        page.keyboard.press("c")
+    engine = _db(sqlite_url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(Post.status).where(Post.id == ids["sampah"])).scalar_one() == "confirmed"
+    engine.dispose()
