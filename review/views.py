@@ -37,7 +37,10 @@ def pop_flash(request: Request) -> list[str] | None:
 
 def safe_next(target: str | None, default: str) -> str:
     """A local path to go back to (never another site)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    # Browsers drop tabs and newlines inside URLs ("/\t/evil" becomes "//evil"), so refuse any control
+    # character or whitespace as well as "//" and backslashes.
+    if (target and target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and not any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in target)):
         return target[:2000]
     return default
 

@@ -224,3 +224,11 @@ def test_bulk_reject_as_duplicates_of_one_original(browserish, seeded, db) -> No
     assert set(rows) == {("rejected", seeded["jalan"])}
     decisions = db.scalars(sa.select(Review.decision).where(Review.post_id.in_([seeded["jalan2"], seeded["xss"]])))
     assert list(decisions) == ["duplicate", "duplicate"]
+
+
+def test_login_redirect_stays_on_this_site() -> None:
+    from review.views import safe_next
+
+    for hostile in ("//evil.example", "/\t/evil.example", "/\\evil.example", "https://evil.example", "/\n/x", ""):
+        assert safe_next(hostile, "/") == "/", repr(hostile)
+    assert safe_next("/kotak-masuk?topic=sampah", "/") == "/kotak-masuk?topic=sampah"
