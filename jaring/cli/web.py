@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import typer
@@ -11,6 +12,17 @@ from jaring.settings import get_settings
 
 console = Console(stderr=True)
 PASSWORD_ENV = "JARING_NEW_USER_PASSWORD"  # noqa: S105 - the name of an environment variable
+
+
+class MaskAccessArgs(logging.Filter):
+    """Mask personal data in uvicorn access-log arguments, keeping them a tuple (its formatter unpacks them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from jaring.privacy import mask_pii
+
+        if isinstance(record.args, tuple):
+            record.args = tuple(mask_pii(a) if isinstance(a, str) else a for a in record.args)
+        return True
 
 
 def register(app: typer.Typer) -> None:
@@ -28,12 +40,20 @@ def serve(
     """Serve the review web app (humas inbox, composer, dashboard) with uvicorn."""
     import uvicorn
 
+    from jaring.logs import configure_logging, mask_handlers
     from review.app import create_app
 
     settings = get_settings()
     app = create_app(settings)  # refuses a default secret in production before listening
-    uvicorn.run(app, host=host or settings.web_host, port=port or settings.web_port, proxy_headers=True,
-                forwarded_allow_ips="127.0.0.1", log_level="info", server_header=False)
+    config = uvicorn.Config(app, host=host or settings.web_host, port=port or settings.web_port, proxy_headers=True,
+                            forwarded_allow_ips="127.0.0.1", log_level="info", server_header=False)
+    # uvicorn has just set up its own handlers: mask personal data (search terms in URLs) on them too.
+    configure_logging()
+    for name in ("uvicorn", "uvicorn.error"):
+        mask_handlers(logging.getLogger(name))
+    for handler in logging.getLogger("uvicorn.access").handlers:
+        handler.addFilter(MaskAccessArgs())
+    uvicorn.Server(config).run()
 
 
 def create_user(
@@ -45,11 +65,19 @@ def create_user(
     from jaring.db import session_scope
     from review.auth import create_user as add_user
 
-    password = os.environ.get(PASSWORD_ENV) or typer.prompt("Kata sandi", hide_input=True, confirmation_prompt=True)
+    password = os.environ.get(PASSWORD_ENV) or typer.prompt(
+        "Kata sandi", hide_input=True, confirmation_prompt=True
+    )
     try:
         with session_scope() as session:
-            user = add_user(session=session, username=username, password=password, role=role, actor="system:cli",
-                            full_name=full_name)
+            user = add_user(
+                session=session,
+                username=username,
+                password=password,
+                role=role,
+                actor="system:cli",
+                full_name=full_name,
+            )
             name, user_role = user.username, user.role
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]")

@@ -40,3 +40,13 @@ def test_users_create_prompts_and_rejects_bad_roles(session, monkeypatch) -> Non
 def test_serve_is_registered() -> None:
     result = CliRunner().invoke(_app(), ["serve", "--help"])
     assert result.exit_code == 0 and "review web app" in result.output
+
+
+def test_access_log_arguments_are_masked_and_stay_a_tuple() -> None:
+    import logging
+
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5", "GET", "/kotak-masuk?q=081234567890&e=budi@mail.com", "1.1", 200), None)
+    assert web.MaskAccessArgs().filter(record)
+    assert isinstance(record.args, tuple) and record.args[4] == 200
+    assert "081234567890" not in record.getMessage() and "budi@mail.com" not in record.getMessage()
