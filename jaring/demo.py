@@ -137,7 +137,7 @@ def start_standins(
     )
 
 
-def write_sources(path: Path, *, schedule_seconds: int = 20) -> Path:
+def write_sources(path: Path, *, schedule_seconds: int = 30) -> Path:
     """The demo's sources file: the sample city accounts, harvested every ``schedule_seconds``."""
     tw, fb, ig = CITY_ACCOUNTS["twitter"], CITY_ACCOUNTS["facebook"], CITY_ACCOUNTS["instagram"]
     config = {

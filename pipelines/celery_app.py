@@ -41,8 +41,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if settings.broker_url.startswith(("redis://", "rediss://")):
         # Longer than the longest task's hard time limit, so an unacked message is not redelivered early.
         transport_options["visibility_timeout"] = 3600
-    if settings.broker_url.startswith("sqla+"):
-        transport_options["polling_interval"] = 0.5
     return {
         "broker_url": settings.broker_url,
         "broker_connection_retry_on_startup": True,
