@@ -266,7 +266,8 @@ def cached_sender(settings: Settings) -> Sender:
     """One sender (and HTTP connection pool) per process and configuration."""
     config = load_forward_config(settings.forward_policy_file)
     token = settings.lapor_api_token.get_secret_value() if settings.lapor_api_token else ""
-    key = (settings.lapor_sender, settings.lapor_api_base, hash(token), id(config), settings.http_timeout_seconds)
+    key = (settings.lapor_sender, settings.lapor_api_base, hash(token), config.lapor_api.model_dump_json(),
+           settings.http_timeout_seconds)
     with _senders_lock:
         sender = _senders.get(key)
         if sender is None:
