@@ -346,34 +346,26 @@ class FacebookCollector:
 
     def _page(self, page_id: str, checkpoints: Mapping[str, str], now: datetime) -> Iterator[Event]:
         floor = now - self.first_run_lookback
-        feed_cursor, tagged_cursor, comments_cursor = (
-            f"feed:{page_id}",
-            f"tagged:{page_id}",
-            f"comments:{page_id}",
-        )
+        feed_cursor, tagged_cursor = f"feed:{page_id}", f"tagged:{page_id}"
         feed_since = _since(checkpoints.get(feed_cursor), self.overlap, floor)
         scan_since = min(feed_since, now - self.comment_window)
-        own_posts: list[str] = []
+        to_scan: list[tuple[str, datetime, datetime]] = []  # (post id, last activity, comments since)
         newest: datetime | None = None
         for body in self.client.paged(
             f"{page_id}/feed",
-            {
-                "fields": FB_POST_FIELDS,
-                "since": int(scan_since.timestamp()),
-                "limit": self.page_size,
-            },
+            {"fields": FB_POST_FIELDS, "since": int(scan_since.timestamp()), "limit": self.page_size},
         ):
             yield from self.client.drain()
             items: list[RawItem | QuarantinedItem] = []
             for post in _data(body, "facebook", items):
                 parsed = parse_fb_post(post)
-                if isinstance(parsed, RawItem):
-                    own_posts.append(parsed.external_id)
-                    if parsed.created_at and parsed.created_at < feed_since:
-                        continue  # only scanned for comments
-                    newest = (
-                        max(newest, parsed.created_at) if newest and parsed.created_at else parsed.created_at
-                    )
+                if isinstance(parsed, RawItem) and parsed.created_at:
+                    scan = self._comment_scan(parsed, post, checkpoints, floor, now)
+                    if scan is not None:
+                        to_scan.append(scan)
+                    if parsed.created_at < feed_since:
+                        continue  # only listed to find comments
+                    newest = max(newest, parsed.created_at) if newest else parsed.created_at
                     if not self.include_own and parsed.author_id == page_id:
                         continue
                 items.append(parsed)
@@ -386,16 +378,17 @@ class FacebookCollector:
             f"{page_id}/tagged", tagged_cursor, checkpoints, floor, FB_POST_FIELDS, parse_fb_post
         )
 
-        comments_since = _since(checkpoints.get(comments_cursor), self.overlap, floor)
-        newest = None
-        for post_id in own_posts:
+        # One checkpoint per post: a run cut short keeps what it finished, and the next run only
+        # reads comments of posts active since (Graph's updated_time counts the last comment).
+        for post_id, activity, since in to_scan:
+            cursor = f"comments:{post_id}"
             for body in self.client.paged(
                 f"{post_id}/comments",
                 {
                     "fields": FB_COMMENT_FIELDS,
                     "filter": "stream",
                     "order": "reverse_chronological",
-                    "since": int(comments_since.timestamp()),
+                    "since": int(since.timestamp()),
                     "limit": self.page_size,
                 },
             ):
@@ -403,21 +396,33 @@ class FacebookCollector:
                 items = []
                 for comment in _data(body, "facebook", items):
                     parsed = parse_fb_comment(comment, post_id)
-                    if isinstance(parsed, RawItem):
-                        if parsed.created_at and parsed.created_at < comments_since:
+                    if isinstance(parsed, RawItem) and parsed.created_at:
+                        if parsed.created_at < since:
                             continue
-                        newest = (
-                            max(newest, parsed.created_at)
-                            if newest and parsed.created_at
-                            else parsed.created_at
-                        )
+                        activity = max(activity, parsed.created_at)
                         if not self.include_own and parsed.author_id == page_id:
                             continue
                     items.append(parsed)
-                yield Page(stream=comments_cursor, items=items)
-        yield from self.client.drain()
-        if newest:
-            yield CheckpointProposal(comments_cursor, format_graph_time(newest))
+                yield Page(stream=cursor, items=items)
+            yield from self.client.drain()
+            yield CheckpointProposal(cursor, format_graph_time(activity))
+
+    def _comment_scan(
+        self,
+        parsed: RawItem,
+        post: dict[str, Any],
+        checkpoints: Mapping[str, str],
+        floor: datetime,
+        now: datetime,
+    ) -> tuple[str, datetime, datetime] | None:
+        """(post id, last activity, comments since) if the post may have comments we have not read."""
+        assert parsed.created_at is not None
+        activity = parse_time(post.get("updated_time")) or parsed.created_at
+        scanned = parse_time(checkpoints.get(f"comments:{parsed.external_id}"))
+        if scanned is not None and activity <= scanned and now - scanned > self.overlap:
+            return None
+        since = scanned - self.overlap if scanned else max(floor, parsed.created_at - self.overlap)
+        return parsed.external_id, activity, since
 
     def _edge_by_time(
         self, path: str, cursor: str, checkpoints: Mapping[str, str], floor: datetime, fields: str, parse: Any

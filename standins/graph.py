@@ -146,6 +146,10 @@ class GraphState:
         }
         if parent_comment:
             payload["parent"] = {"id": parent_comment}
+        post = self.nodes.get(post_id)
+        if post is not None and "updated_time" in post.payload:
+            # Graph: a post's updated_time is the time it was created, last edited or last commented on.
+            post.payload["updated_time"] = max(post.payload["updated_time"], graph_time(created))
         return self._add(Node(comment_id, "fb_comment", created, payload, {f"comments:{post_id}"}))
 
     def add_ig_media(
