@@ -200,14 +200,14 @@ class CeleryProcesses:
         import sys
 
         log_path = self.tmp_path / f"{name}-{len(self.procs)}.log"
-        log = log_path.open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "pipelines.celery_app", *args],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with log_path.open("wb") as log:  # the child keeps its own descriptor
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "pipelines.celery_app", *args],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.procs.append((proc, log_path))
         return proc, log_path
 
