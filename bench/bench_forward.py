@@ -1,6 +1,7 @@
 """Forwarding benchmarks: exactly-once under faults, and throughput with two real Celery workers.
 
     .venv/bin/python bench/bench_forward.py faults      # 10,000 complaints, 30 % failures/timeouts
+    .venv/bin/python bench/bench_forward.py faults-celery --pool threads --concurrency 8   # same, via workers
     .venv/bin/python bench/bench_forward.py throughput  # complaints/s with two workers vs a baseline
     .venv/bin/python bench/bench_forward.py all
 
@@ -325,9 +326,71 @@ def bench_throughput(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
+@contextlib.contextmanager
+def celery_workers(env: dict[str, str], workdir: Path, args: argparse.Namespace) -> Iterator[Any]:
+    """``args.workers`` real worker processes on the forward queue; yields a client app."""
+    from jaring.settings import Settings
+    from pipelines.celery_app import create_app
+
+    app = create_app(Settings())
+    workers = [spawn_worker(env, workdir, n, args.concurrency, args.pool) for n in range(args.workers)]
+    try:
+        wait_ready(workers, app)
+        yield app
+    finally:
+        for w in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(w.pid, signal.SIGTERM)
+        for w in workers:
+            try:
+                w.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(w.pid, signal.SIGKILL)
+        app.close()
+
+
+def bench_faults_celery(args: argparse.Namespace) -> dict[str, object]:
+    """The faults run through the production path: real workers, Redis, Celery retries and the sweep."""
+    import redis
+
+    with tempfile.TemporaryDirectory() as tmp, standin() as lapor_url, database(args.backend, Path(tmp)) as url:
+        workdir = Path(tmp)
+        broker = f"{REDIS_BASE}/11"
+        redis.Redis.from_url(broker).flushdb()
+        env = configure(url, lapor_url, workdir, timeout=0.25) | {"JARING_BROKER_URL": broker}
+        os.environ["JARING_BROKER_URL"] = broker
+        httpx.post(f"{lapor_url}/_standin/faults", json={
+            "failure_rate": 0.15, "timeout_rate": 0.15, "timeout_seconds": 0.5, "honour_idempotency": False,
+            "seed": 1708}, timeout=5)
+        seed_complaints(url, args.count)
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            ids = conn.scalars(sa.text("SELECT id FROM outbox ORDER BY id")).all()
+        with celery_workers(env, workdir, args) as app:
+            started = time.perf_counter()
+            for outbox_id in ids:
+                app.send_task("jaring.forward.deliver", args=[outbox_id])
+            sweeps = 0
+            while True:
+                time.sleep(2.0)
+                with engine.connect() as conn:
+                    left = conn.scalar(sa.text("SELECT count(*) FROM outbox WHERE state NOT IN ('sent', 'dead')"))
+                if not left:
+                    break
+                app.send_task("jaring.forward.sweep")  # what beat does every sweep_interval_seconds
+                sweeps += 1
+            elapsed = time.perf_counter() - started
+        engine.dispose()
+        result = verify(url, lapor_url, args.count)
+        result.update({"backend": args.backend, "via": "celery", "workers": args.workers, "pool": args.pool,
+                       "concurrency_per_worker": args.concurrency, "seconds": round(elapsed, 1),
+                       "sweeps": sweeps, "states": outbox_counts(url)})
+        return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["faults", "throughput", "all"], nargs="?", default="all")
+    parser.add_argument("what", choices=["faults", "faults-celery", "throughput", "all"], nargs="?", default="all")
     parser.add_argument("--backend", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--count", type=int, default=None, help="complaints (faults: 10000, throughput: 1000)")
     parser.add_argument("--threads", type=int, default=16, help="concurrent deliverers in the faults run")
@@ -342,6 +405,9 @@ def main() -> None:
         args_f = argparse.Namespace(**{**vars(args), "count": args.count or 10_000})
         results["faults"] = bench_faults(args_f)
         print(json.dumps({"faults": results["faults"]}), flush=True)
+    if args.what == "faults-celery":
+        args_c = argparse.Namespace(**{**vars(args), "count": args.count or 10_000})
+        print(json.dumps({"faults_celery": bench_faults_celery(args_c)}), flush=True)
     if args.what in ("throughput", "all"):
         args_t = argparse.Namespace(**{**vars(args), "count": args.count or 1000})
         results["throughput"] = bench_throughput(args_t)

@@ -11,6 +11,7 @@ from jaring.settings import Settings
 from pipelines import outbox, status_sync
 from pipelines.celery_app import app
 from pipelines.forward_policy import load_forward_config
+from pipelines.lapor import LaporError
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,10 @@ def sweep() -> int:
 @app.task(name="jaring.forward.sync_statuses", bind=True, max_retries=3, default_retry_delay=60)
 def sync_statuses(self: Task) -> dict[str, int]:
     """Ask LAPOR! for the status of every open complaint and flag overdue ones."""
-    summary = status_sync.sync_all()
+    try:
+        summary = status_sync.sync_all()
+    except LaporError as exc:  # LAPOR! unreachable for every complaint: try again later
+        raise self.retry(exc=exc) from None
     return summary.as_dict()
 
 
