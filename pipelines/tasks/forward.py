@@ -14,6 +14,7 @@ from pipelines.forward_policy import load_forward_config
 from pipelines.lapor import LaporError
 
 log = logging.getLogger(__name__)
+UNEXPECTED_ERROR_RETRIES = 20
 
 
 @app.task(name="jaring.forward.deliver", bind=True, max_retries=None)
@@ -24,6 +25,11 @@ def deliver(self: Task, outbox_id: int) -> dict[str, Any]:
     except outbox.DeliveryDeferred as exc:
         # The item's next attempt time is stored too: the sweep delivers it if this retry is lost.
         raise self.retry(exc=exc, countdown=exc.countdown) from None
+    except Exception as exc:
+        # The database went away, or a bug: the item stays claimed until its lease runs out, then it
+        # is looked up in LAPOR! before anything is sent again. Retry after the lease, a bounded number of times.
+        lease = load_forward_config().delivery.lease_seconds
+        raise self.retry(exc=exc, countdown=lease, max_retries=UNEXPECTED_ERROR_RETRIES) from exc
     if result.outcome == "sent":
         schedule_reply(result.complaint_id)
     return {"outbox_id": outbox_id, "outcome": result.outcome, "tracking_id": result.tracking_id}
