@@ -39,6 +39,9 @@ _PRIME = (1 << 31) - 1
 _rng = np.random.default_rng(20261127)  # fixed: band keys are stored, they must never change
 _A = _rng.integers(1, _PRIME, NUM_PERM, dtype=np.int64)
 _B = _rng.integers(0, _PRIME, NUM_PERM, dtype=np.int64)
+_BAND_MULT = _rng.integers(1, 1 << 62, ROWS, dtype=np.int64).astype(np.uint64) | np.uint64(1)
+_BAND_SALT = _rng.integers(1, 1 << 62, BANDS, dtype=np.int64).astype(np.uint64)
+BANDS_TABLE = PostSimhashBand.__table__
 
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _HANDLE = re.compile(r"(?<!\w)@[\w.]+")
@@ -71,27 +74,52 @@ def shingles(normalised: str) -> set[str]:
     return {f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)}
 
 
-def _hash32(values: Iterable[str]) -> np.ndarray:
-    digests = b"".join(hashlib.blake2b(v.encode("utf-8"), digest_size=4).digest() for v in values)
-    return np.frombuffer(digests, dtype="<u4").astype(np.int64)
+def _hash64(values: list[str]) -> np.ndarray:
+    digests = b"".join(hashlib.blake2b(v.encode("utf-8"), digest_size=8).digest() for v in values)
+    return np.frombuffer(digests, dtype="<u8")
 
 
-def minhash(shingle_set: set[str]) -> np.ndarray | None:
+def minhash(shingle_set: set[str], hashed: np.ndarray | None = None) -> np.ndarray | None:
     """The MinHash signature (64 values) of a shingle set, or None for an empty set."""
     if not shingle_set:
         return None
-    hashed = _hash32(sorted(shingle_set))
-    return ((np.outer(hashed, _A) + _B) % _PRIME).min(axis=0)
+    if hashed is None:
+        hashed = _hash64(sorted(shingle_set))
+    low = (hashed & 0xFFFFFFFF).astype(np.int64)
+    return ((np.outer(low, _A) + _B) % _PRIME).min(axis=0)
+
+
+@dataclass
+class TextFingerprint:
+    """Everything dedupe derives from one normalised text, computed with one hash per shingle."""
+
+    shingles: set[str]
+    signature: np.ndarray | None
+    simhash: int | None
+
+
+def fingerprint(normalised: str) -> TextFingerprint:
+    """Shingles, MinHash signature and SimHash of a normalised text."""
+    sh = shingles(normalised)
+    if not sh:
+        return TextFingerprint(sh, None, None)
+    hashed = _hash64(sorted(sh))
+    return TextFingerprint(sh, minhash(sh, hashed), _simhash_from(hashed))
+
+
+def _simhash_from(hashed: np.ndarray) -> int:
+    bits = np.unpackbits(hashed.astype(">u8").view(np.uint8).reshape(-1, 8), axis=1)
+    votes = bits.sum(axis=0, dtype=np.int64) * 2 - len(hashed)
+    value = int.from_bytes(np.packbits(votes > 0).tobytes(), "big")
+    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 def band_keys(signature: np.ndarray) -> list[int]:
-    """The 16 LSH bucket keys (signed 32-bit) of a signature."""
-    keys = []
-    for band in range(BANDS):
-        chunk = signature[band * ROWS : (band + 1) * ROWS].astype("<i8").tobytes()
-        digest = hashlib.blake2b(bytes([band]) + chunk, digest_size=4).digest()
-        keys.append(int.from_bytes(digest, "little", signed=True))
-    return keys
+    """The 16 LSH bucket keys (signed 32-bit) of a signature: a universal hash of each band's values."""
+    rows = signature.reshape(BANDS, ROWS).astype(np.uint64)
+    mixed = (rows * _BAND_MULT).sum(axis=1) + _BAND_SALT  # wraps mod 2**64 by design
+    folded = (mixed ^ (mixed >> np.uint64(32))) & np.uint64(0xFFFFFFFF)
+    return [int(v) - (1 << 32) if v >= 1 << 31 else int(v) for v in folded.tolist()]
 
 
 def jaccard(a: set[str], b: set[str]) -> float:
@@ -100,16 +128,8 @@ def jaccard(a: set[str], b: set[str]) -> float:
 
 
 def simhash(normalised: str) -> int | None:
-    """A signed 64-bit SimHash over word unigrams and bigrams (a compact fingerprint), or None if too short."""
-    tokens = normalised.split()
-    if len(tokens) < MIN_TOKENS:
-        return None
-    features = tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
-    digests = b"".join(hashlib.blake2b(f.encode("utf-8"), digest_size=8).digest() for f in features)
-    bits = np.unpackbits(np.frombuffer(digests, dtype=np.uint8).reshape(-1, 8), axis=1)
-    votes = bits.sum(axis=0, dtype=np.int64) * 2 - len(features)
-    value = int.from_bytes(np.packbits(votes > 0).tobytes(), "big")
-    return value - (1 << 64) if value >= 1 << 63 else value
+    """A signed 64-bit SimHash over the word bigrams (a compact fingerprint), or None if too short."""
+    return fingerprint(normalised).simhash
 
 
 def distance(a: int, b: int) -> int:
@@ -125,6 +145,7 @@ class Fingerprint:
     platform: str
     content_hash: str
     normalised: str
+    fingerprint: TextFingerprint | None = None
 
 
 @dataclass
@@ -142,10 +163,9 @@ def annotate(*, session: Session, posts: Iterable[Fingerprint]) -> int:
     """
     fresh = []
     for post in posts:
-        sh = shingles(post.normalised)
-        signature = minhash(sh)
-        if signature is not None:
-            fresh.append((post, sh, band_keys(signature)))
+        fp = post.fingerprint or fingerprint(post.normalised)
+        if fp.signature is not None:
+            fresh.append((post, fp.shingles, band_keys(fp.signature)))
     if not fresh:
         return 0
     wanted = sorted({k for _, _, keys in fresh for k in keys})
@@ -202,13 +222,44 @@ def annotate(*, session: Session, posts: Iterable[Fingerprint]) -> int:
             }
         )
         grouped += 1
+    conn = session.connection()
     if new_bands:
-        session.execute(sa.insert(PostSimhashBand), new_bands)
-    for root_id, group_id in group_roots.items():
-        updates.append({"id": root_id, "dup_group_id": group_id})
-    if updates:
-        # Sorted by id so concurrent workers lock rows in the same order.
-        session.execute(sa.update(Post), sorted(updates, key=lambda u: int(str(u["id"]))))
+        conn.execute(sa.insert(BANDS_TABLE), new_bands)
+    posts = Post.__table__
+    rows: list[dict[str, object]] = [
+        {"b_id": root_id, "b_group": group} for root_id, group in group_roots.items()
+    ]
+    rows += [
+        {
+            "b_id": u["id"],
+            "b_group": u["dup_group_id"],
+            "b_of": u["duplicate_of_id"],
+            "b_reason": u["duplicate_reason"],
+        }
+        for u in updates
+    ]
+    # Sorted by id so concurrent workers lock rows in the same order.
+    rows.sort(key=lambda r: int(str(r["b_id"])))
+    roots_only = [r for r in rows if "b_of" not in r]
+    members = [r for r in rows if "b_of" in r]
+    if roots_only:
+        conn.execute(
+            sa.update(posts)
+            .where(posts.c.id == sa.bindparam("b_id"))
+            .values(dup_group_id=sa.bindparam("b_group")),
+            roots_only,
+        )
+    if members:
+        conn.execute(
+            sa.update(posts)
+            .where(posts.c.id == sa.bindparam("b_id"))
+            .values(
+                dup_group_id=sa.bindparam("b_group"),
+                duplicate_of_id=sa.bindparam("b_of"),
+                duplicate_reason=sa.bindparam("b_reason"),
+            ),
+            members,
+        )
     return grouped
 
 

@@ -52,21 +52,43 @@ class IngestResult:
         self.quarantine_ids += other.quarantine_ids
 
 
+POSTS = Post.__table__
+
+
 def _insert(session: Session) -> Any:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        return postgresql.insert(Post)
+        return postgresql.insert(POSTS)
     if dialect == "sqlite":
-        return sqlite.insert(Post)
+        return sqlite.insert(POSTS)
     raise NotImplementedError(f"ingest supports SQLite and PostgreSQL, not {dialect}")
 
 
 def _json_size(value: object) -> int:
-    return len(json.dumps(value, ensure_ascii=False, default=str))
+    # No default=: a payload that is not plain JSON is made so by _jsonable when stored.
+    try:
+        return len(json.dumps(value, ensure_ascii=False))
+    except TypeError:
+        return len(json.dumps(value, ensure_ascii=False, default=str))
 
 
 def _jsonable(value: Any) -> Any:
+    """``value`` if it is plain JSON already (the common case), else a JSON-safe copy."""
+    if _plain(value):
+        return value
     return json.loads(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    if value is None or isinstance(value, str | int | float | bool):
+        return True
+    if depth > 30:
+        return False
+    if isinstance(value, list):
+        return all(_plain(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v, depth + 1) for k, v in value.items())
+    return False
 
 
 def quarantine(
@@ -131,15 +153,14 @@ def ingest_posts(
     if to_insert:
         now = datetime.now(UTC)
         rows = [_row(latest[k], prepared[k], source_key, now, existing) for k in to_insert]
-        for start in range(0, len(rows), 500):
-            stmt = (
-                _insert(session)
-                .values(rows[start : start + 500])
-                .on_conflict_do_nothing(index_elements=["platform", "external_id"])
-                .returning(Post.id, Post.platform, Post.external_id)
-            )
-            for post_id, platform, external_id in session.execute(stmt):
-                inserted[(platform, external_id)] = post_id
+        # One cached statement, executed for many rows (SQLAlchemy batches it as multi-row VALUES).
+        stmt = (
+            _insert(session)
+            .on_conflict_do_nothing(index_elements=["platform", "external_id"])
+            .returning(POSTS.c.id, POSTS.c.platform, POSTS.c.external_id)
+        )
+        for post_id, platform, external_id in session.connection().execute(stmt, rows):
+            inserted[(platform, external_id)] = post_id
         lost_race = [k for k in to_insert if k not in inserted]
         if lost_race:  # another worker stored them between our SELECT and INSERT
             existing.update(_existing(session, set(lost_race)))
@@ -151,7 +172,12 @@ def ingest_posts(
         if original and (key[0], original) not in existing and (key[0], original) in inserted:
             links.append({"id": post_id, "original_post_id": inserted[(key[0], original)]})
     if links:
-        session.execute(sa.update(Post), links)
+        session.connection().execute(
+            sa.update(POSTS)
+            .where(POSTS.c.id == sa.bindparam("b_id"))
+            .values(original_post_id=sa.bindparam("b_orig")),
+            [{"b_id": link["id"], "b_orig": link["original_post_id"]} for link in links],
+        )
 
     result.new_post_ids = sorted(inserted.values())
     for key, item in sorted(latest.items(), key=lambda kv: existing.get(kv[0], {}).get("id", 0)):
@@ -171,7 +197,7 @@ def ingest_posts(
 
     if detect_duplicates and inserted:
         fingerprints = [
-            dedupe.Fingerprint(post_id, key[0], prepared[key][3], prepared[key][1])
+            dedupe.Fingerprint(post_id, key[0], prepared[key][3], prepared[key][1], prepared[key][2])
             for key, post_id in sorted(inserted.items(), key=lambda kv: kv[1])
         ]
         result.near_duplicates = dedupe.annotate(session=session, posts=fingerprints)
@@ -189,16 +215,18 @@ def _problem(item: RawItem) -> str:
         size = _json_size(item.raw)
     except (TypeError, ValueError):
         return f"item {item.external_id} has a payload that is not JSON"
+    except RecursionError:
+        return f"item {item.external_id} has a payload nested too deeply"
     if size > MAX_RAW_BYTES:
         return f"item {item.external_id} payload is {size} bytes (limit {MAX_RAW_BYTES})"
     return ""
 
 
-def _prepare(item: RawItem, cap: int) -> tuple[str, str, str, str, int | None]:
+def _prepare(item: RawItem, cap: int) -> tuple[str, str, dedupe.TextFingerprint, str, int | None]:
     text = item.text.replace("\x00", "")[:cap]
     norm = dedupe.normalise(text)
-    sh = dedupe.simhash(norm)
-    return text, norm, "", dedupe.content_hash(norm), sh
+    fp = dedupe.fingerprint(norm)
+    return text, norm, fp, dedupe.content_hash(norm), fp.simhash
 
 
 def _originals(items: Iterable[RawItem]) -> set[tuple[str, str]]:
@@ -224,7 +252,7 @@ def _existing(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, s
 
 def _row(
     item: RawItem,
-    prepared: tuple[str, str, str, str, int | None],
+    prepared: tuple[str, str, dedupe.TextFingerprint, str, int | None],
     source_key: str,
     now: datetime,
     existing: dict[tuple[str, str], dict[str, Any]],
