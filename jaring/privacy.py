@@ -28,12 +28,21 @@ def _mask_phone(number: str) -> str:
 
 
 class PiiMaskingFilter(logging.Filter):
-    """A logging filter that masks personal data in every record's final message."""
+    """A logging filter that masks personal data in a record's message and arguments.
+
+    Arguments are masked one by one (not merged into the message) so formatters that read
+    ``record.args`` themselves, like uvicorn's access log, keep working.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = mask_pii(message)
-        if masked != message:
-            record.msg = masked
-            record.args = None
+        if isinstance(record.msg, str):
+            record.msg = mask_pii(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_mask_value(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _mask_value(v) for k, v in record.args.items()}
         return True
+
+
+def _mask_value(value: object) -> object:
+    return mask_pii(value) if isinstance(value, str) else value
