@@ -251,6 +251,20 @@ def counts() -> dict[str, int]:
         }
 
 
+def latest_tracking_id() -> str | None:
+    """The tracking id of the complaint LAPOR! accepted most recently."""
+    from jaring.db import session_scope
+    from pipelines.models import Complaint
+
+    with session_scope() as session:
+        return session.scalar(
+            sa.select(Complaint.tracking_id)
+            .where(Complaint.tracking_id.is_not(None))
+            .order_by(Complaint.forwarded_at.desc())
+            .limit(1)
+        )
+
+
 def run_once() -> dict[str, Any]:
     """One full cycle in-process: harvest every source, classify, auto-forward, deliver. Returns a summary."""
     from jaring.db import session_scope
@@ -366,6 +380,12 @@ def run_forever(port: int | None = None) -> None:
                     f"{now['in_review_queue']}, forwarded to LAPOR! {now['complaints_sent']} "
                     f"(stand-in holds {len(standins.lapor_state.reports)})"
                 )
+                if now["complaints_sent"] and not last.get("complaints_sent"):
+                    tracking = latest_tracking_id()
+                    console.print(
+                        f"[green]forwarded to LAPOR![/green] tracking id {tracking}: "
+                        f"{settings.lapor_public_url}/{tracking} — more in the web app under 'LAPOR!'"
+                    )
                 last = now
             time.sleep(2)
     except KeyboardInterrupt:
