@@ -64,12 +64,8 @@ def _insert(session: Session) -> Any:
     raise NotImplementedError(f"ingest supports SQLite and PostgreSQL, not {dialect}")
 
 
-def _json_size(value: object) -> int:
-    # No default=: a payload that is not plain JSON is made so by _jsonable when stored.
-    try:
-        return len(json.dumps(value, ensure_ascii=False))
-    except TypeError:
-        return len(json.dumps(value, ensure_ascii=False, default=str))
+def _json_dump(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _jsonable(value: Any) -> Any:
@@ -153,13 +149,7 @@ def ingest_posts(
     if to_insert:
         now = datetime.now(UTC)
         rows = [_row(latest[k], prepared[k], source_key, now, existing) for k in to_insert]
-        # One cached statement, executed for many rows (SQLAlchemy batches it as multi-row VALUES).
-        stmt = (
-            _insert(session)
-            .on_conflict_do_nothing(index_elements=["platform", "external_id"])
-            .returning(POSTS.c.id, POSTS.c.platform, POSTS.c.external_id)
-        )
-        for post_id, platform, external_id in session.connection().execute(stmt, rows):
+        for post_id, platform, external_id in _insert_new(session, rows):
             inserted[(platform, external_id)] = post_id
         lost_race = [k for k in to_insert if k not in inserted]
         if lost_race:  # another worker stored them between our SELECT and INSERT
@@ -204,6 +194,79 @@ def ingest_posts(
     return result
 
 
+def _insert_new(session: Session, rows: list[dict[str, Any]]) -> Iterable[tuple[int, str, str]]:
+    """INSERT ... ON CONFLICT (platform, external_id) DO NOTHING RETURNING id, platform, external_id."""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        # One short statement over column arrays (unnest): no 10,000-placeholder SQL text to build and parse.
+        params = {
+            c: [json.dumps(r[c], ensure_ascii=False) for r in rows]
+            if c in _JSON_COLUMNS
+            else [r[c] for r in rows]
+            for c in _UNNEST_COLUMNS
+        }
+        return conn.execute(_UNNEST_INSERT, params).all()
+    # SQLite: one cached statement, executed for many rows (SQLAlchemy batches it as multi-row VALUES).
+    stmt = (
+        _insert(session)
+        .on_conflict_do_nothing(index_elements=["platform", "external_id"])
+        .returning(POSTS.c.id, POSTS.c.platform, POSTS.c.external_id)
+    )
+    return conn.execute(stmt, rows).all()
+
+
+def _array_type(column: sa.Column[Any]) -> Any:
+    if isinstance(column.type, sa.JSON):
+        return postgresql.ARRAY(sa.Text)  # JSON travels as text and is cast to jsonb in the SELECT
+    return postgresql.ARRAY(column.type)
+
+
+_UNNEST_COLUMNS = [
+    c.name
+    for c in POSTS.columns
+    if c.name not in ("id",)
+    and c.name
+    in {
+        "platform",
+        "external_id",
+        "kind",
+        "source_key",
+        "author_id",
+        "author_handle",
+        "author_name",
+        "text",
+        "lang",
+        "url",
+        "media",
+        "parent_external_id",
+        "thread_external_id",
+        "referenced",
+        "original_post_id",
+        "created_at",
+        "harvested_at",
+        "updated_at",
+        "version",
+        "raw",
+        "content_hash",
+        "simhash",
+        "simhash_band",
+        "dup_group_id",
+        "duplicate_of_id",
+        "duplicate_reason",
+        "status",
+        "priority",
+    }
+]
+_JSON_COLUMNS = {c for c in _UNNEST_COLUMNS if isinstance(POSTS.c[c].type, sa.JSON)}
+# Built once from the table's own column names (no outside input); values are bound parameters.
+_UNNEST_INSERT = sa.text(
+    f"INSERT INTO posts ({', '.join(_UNNEST_COLUMNS)}) "  # noqa: S608
+    f"SELECT {', '.join(c + '::jsonb' if c in _JSON_COLUMNS else c for c in _UNNEST_COLUMNS)} "
+    f"FROM unnest({', '.join(':' + c for c in _UNNEST_COLUMNS)}) AS t({', '.join(_UNNEST_COLUMNS)}) "
+    "ON CONFLICT (platform, external_id) DO NOTHING RETURNING id, platform, external_id"
+).bindparams(*[sa.bindparam(c, type_=_array_type(POSTS.c[c])) for c in _UNNEST_COLUMNS])
+
+
 def _problem(item: RawItem) -> str:
     if not item.platform or len(item.platform) > 16:
         return "item has no valid platform"
@@ -212,14 +275,27 @@ def _problem(item: RawItem) -> str:
     if not isinstance(item.text, str):
         return f"item {item.external_id} has no text"
     try:
-        size = _json_size(item.raw)
+        dumped = _json_dump(item.raw)
     except (TypeError, ValueError):
         return f"item {item.external_id} has a payload that is not JSON"
     except RecursionError:
         return f"item {item.external_id} has a payload nested too deeply"
-    if size > MAX_RAW_BYTES:
-        return f"item {item.external_id} payload is {size} bytes (limit {MAX_RAW_BYTES})"
+    if len(dumped) > MAX_RAW_BYTES:
+        return f"item {item.external_id} payload is {len(dumped)} bytes (limit {MAX_RAW_BYTES})"
+    if "\\u0000" in dumped:
+        # PostgreSQL's jsonb refuses NUL characters: drop them from the stored payload.
+        item.raw = _without_nul(item.raw)
     return ""
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k).replace("\x00", ""): _without_nul(v) for k, v in value.items()}
+    return value
 
 
 def _prepare(item: RawItem, cap: int) -> tuple[str, str, dedupe.TextFingerprint, str, int | None]:

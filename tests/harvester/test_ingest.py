@@ -172,3 +172,19 @@ def test_lsh_buckets_find_similar_pairs_and_skip_unrelated_ones() -> None:
     assert similar <= candidates  # every similar pair meets in a bucket
     unrelated = {(i, j) for i, j in candidates if dedupe.jaccard(sets[i], sets[j]) < 0.3}
     assert len(unrelated) <= 2  # and unrelated posts (almost) never do, out of ~245,000 pairs
+
+
+def test_nul_characters_do_not_poison_a_page(session: Session) -> None:
+    bad = RawItem(
+        platform="twitter",
+        external_id="n1",
+        kind="tweet",
+        text="air\x00 mati di Oeba",
+        created_at=None,
+        raw={"text": "air\x00 mati", "nested": ["\x00"]},
+    )
+    result = ingest_posts(session=session, source_key="s", items=[bad, item("n2", "lampu mati")])
+    session.commit()
+    assert len(result.new_post_ids) == 2
+    stored = session.scalars(sa.select(Post).where(Post.external_id == "n1")).one()
+    assert stored.text == "air mati di Oeba" and stored.raw == {"text": "air mati", "nested": [""]}
