@@ -7,6 +7,8 @@ and dropped by the bench). Figures (medians over pages):
 
 - ingest rate: posts/s of the whole path (select existing, insert-on-conflict, near-dup LSH lookup);
 - baseline: plain ``INSERT`` of the same rows (no lookup, no dedupe), measured in the same run;
+- client CPU rate: posts per second of this process's CPU time. The machine is shared, so wall-clock
+  rates swing with other people's load; for SQLite (in-process) CPU time is all the work done;
 - scaling: the page time when the store holds ``--small`` posts vs ``--large`` posts. Near-duplicate
   lookup reads a few LSH buckets per post, so the page time should stay flat (ratio ~1); a lookup
   that scanned stored posts would grow with the ratio of sizes.
@@ -143,7 +145,8 @@ def synthetic_items(n: int, seed: int, prefix: str) -> list[RawItem]:
     return items
 
 
-CPU_SECONDS: list[float] = []  # this process's CPU time per ingested page (excludes the DB server's)
+CPU_SECONDS: list[float] = []  # this process's CPU time per call (excludes a PostgreSQL server's)
+PAGE_CPU: list[float] = []  # this process's CPU time per page (SQLite: all the work, it runs in-process)
 
 
 def ingest_pages(url: str, items: list[RawItem], batch: int, settings: Settings) -> list[float]:
@@ -154,11 +157,12 @@ def ingest_pages(url: str, items: list[RawItem], batch: int, settings: Settings)
     try:
         for start in range(0, len(items), batch):
             page = items[start : start + batch]
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.process_time()
             with Session(engine) as session:
                 ingest_posts(session=session, source_key="bench", items=page, settings=settings)
                 session.commit()
             times.append(time.perf_counter() - began)
+            PAGE_CPU.append(time.process_time() - cpu)
     finally:
         engine.dispose()
     CPU_SECONDS.append(time.process_time() - cpu_began)
@@ -223,9 +227,13 @@ def bench_backend(name: str, make_db: Any, args: argparse.Namespace) -> dict[str
     with make_db() as url:
         began = time.perf_counter()
         fill_times = ingest_pages(url, fill_small, args.batch, settings)
+        PAGE_CPU.clear()
         small_times = ingest_pages(url, probe, args.batch, settings)
+        small_cpu = list(PAGE_CPU)
         fill_times += ingest_pages(url, fill_large, args.batch, settings)
+        PAGE_CPU.clear()
         large_times = ingest_pages(url, probe_large, args.batch, settings)
+        large_cpu = list(PAGE_CPU)
         total_seconds = time.perf_counter() - began
         engine = make_engine(url)
         with engine.connect() as conn:
@@ -255,8 +263,14 @@ def bench_backend(name: str, make_db: Any, args: argparse.Namespace) -> dict[str
         "scaling_ratio_large_vs_small": round(
             statistics.median(large_times) / statistics.median(small_times), 3
         ),
+        f"page_cpu_ms_median_at_{args.small}": round(statistics.median(small_cpu) * 1000, 2),
+        f"page_cpu_ms_median_at_{args.large}": round(statistics.median(large_cpu) * 1000, 2),
+        "scaling_ratio_cpu_large_vs_small": round(
+            statistics.median(large_cpu) / statistics.median(small_cpu), 3
+        ),
         "store_size_ratio": round(args.large / args.small, 1),
-        "meets_2000_posts_s": rate(all_times, args.batch) >= TARGET_RATE,
+        "meets_2000_posts_s_wall": rate(all_times, args.batch) >= TARGET_RATE,
+        "meets_2000_posts_s_client_cpu": stored / sum(CPU_SECONDS) >= TARGET_RATE,
     }
     return result
 
