@@ -20,7 +20,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -216,26 +216,62 @@ class GraphState:
         if "updated_time" in payload:
             payload["updated_time"] = graph_time(self.now())
 
-    def load_samples(self, samples: list[Any], *, page_id: str, ig_account: str | None = None) -> int:
-        """Load sample posts (platform facebook → feed posts, instagram → tagged media)."""
+    def load_samples(
+        self, samples: list[Any], *, page: dict[str, str], ig_account: dict[str, str] | None = None
+    ) -> int:
+        """Load sample posts (``standins.samples.SamplePost`` or dicts) onto a page and an IG account.
+
+        Kinds: ``feed`` (visitor post), ``comment`` (under the page's own announcement), ``tagged``
+        (a post tagging the page), ``ig_tagged`` (media tagging the IG account), ``ig_comment``
+        (comment on the account's own media). ``page``/``ig_account``: {"id", "name"/"username"}.
+        Returns how many samples were loaded.
+        """
+        page_id = page["id"]
+        self.add_page(page_id, page.get("name", "Page"))
+        if ig_account:
+            self.add_ig_account(ig_account["id"], ig_account.get("username", "account"))
+        announcement: str | None = None
+        own_media: str | None = None
         count = 0
-        for sample in samples:
-            get = sample.get if isinstance(sample, dict) else lambda k, d=None, s=sample: getattr(s, k, d)
-            platform = get("platform", "")
+        for index, sample in enumerate(samples):
+            get = (
+                sample.get
+                if isinstance(sample, dict)
+                else (lambda key, default=None, s=sample: getattr(s, key, default))
+            )
+            platform, kind, text = get("platform", ""), get("kind", ""), get("text", "")
             created = get("created_at")
             if isinstance(created, str):
                 created = datetime.fromisoformat(created.replace("Z", "+00:00"))
-            author = get("author_name") or get("author") or "Warga Kupang"
-            if platform == "facebook":
-                self.add_post(
-                    page_id, get("text", ""), author=(str(5000 + count), author), created_at=created
+            if created is None and get("minutes_ago") is not None:
+                created = self.now() - timedelta(minutes=float(get("minutes_ago")))
+            author = str(get("author_name") or get("author") or "Warga Kupang")
+            author_ref = (str(5000 + index), author)
+            if platform == "facebook" and kind == "comment":
+                if announcement is None:
+                    announcement = self.add_post(
+                        page_id,
+                        "Pemberitahuan resmi Pemerintah Kota Kupang",
+                        author=(page_id, page.get("name", "Page")),
+                        created_at=self.now() - timedelta(hours=6),
+                    )
+                self.add_comment(announcement, text, author=author_ref, created_at=created)
+            elif platform == "facebook":
+                self.add_post(page_id, text, author=author_ref, created_at=created, tagged=kind == "tagged")
+            elif platform == "instagram" and ig_account and kind in ("ig_comment", "comment"):
+                if own_media is None:
+                    own_media = self.add_ig_media(
+                        ig_account["id"],
+                        "Kegiatan Pemerintah Kota Kupang",
+                        tagged=False,
+                        created_at=self.now() - timedelta(hours=6),
+                    )
+                self.add_ig_comment(
+                    own_media, text, username=str(get("author_handle") or author), created_at=created
                 )
             elif platform == "instagram" and ig_account:
                 self.add_ig_media(
-                    ig_account,
-                    get("text", ""),
-                    username=get("author_handle") or "warga.kupang",
-                    created_at=created,
+                    ig_account["id"], text, username=str(get("author_handle") or author), created_at=created
                 )
             else:
                 continue

@@ -135,17 +135,24 @@ class TwitterState:
                 return t
         return None
 
-    def load_samples(self, samples: list[Any]) -> int:
-        """Load sample posts (dicts or objects with text/author/created_at; platform twitter or absent)."""
+    def load_samples(self, samples: list[Any], *, city_account: dict[str, str] | None = None) -> int:
+        """Load sample posts (``standins.samples.SamplePost`` or dicts); returns how many were X posts.
+
+        ``city_account`` ({"id", "username"}) creates the account whose mentions the demo polls.
+        Each sample is posted ``minutes_ago`` before now (or at its ``created_at``).
+        """
+        if city_account:
+            self.add_user(city_account["username"], city_account.get("name", ""), user_id=city_account["id"])
         count = 0
         for sample in samples:
-            get = sample.get if isinstance(sample, dict) else lambda k, d=None, s=sample: getattr(s, k, d)
-            platform = get("platform", "twitter")
-            if platform not in ("twitter", "x"):
+            get = _getter(sample)
+            if get("platform", "twitter") not in ("twitter", "x"):
                 continue
             created = get("created_at")
             if isinstance(created, str):
                 created = datetime.fromisoformat(created.replace("Z", "+00:00"))
+            if created is None and get("minutes_ago") is not None:
+                created = self.now() - timedelta(minutes=float(get("minutes_ago")))
             self.add_tweet(
                 get("text", ""),
                 author=get("author_handle") or get("author") or "warga_kupang",
@@ -153,6 +160,12 @@ class TwitterState:
             )
             count += 1
         return count
+
+
+def _getter(sample: Any) -> Any:
+    if isinstance(sample, dict):
+        return sample.get
+    return lambda key, default=None: getattr(sample, key, default)
 
 
 def _mentions(text: str) -> set[str]:
