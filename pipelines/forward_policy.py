@@ -243,11 +243,12 @@ def apply_auto_forward(*, session: Session, post_id: int, settings: Settings | N
         return None
     if session.scalar(sa.select(Complaint.id).where(Complaint.post_id == post.id)) is not None:
         return None
-    since = _start_of_day(config.timezone)
-    auto_today = _count_auto_since(session, since)
-    rule = next((r for r in config.rules if r.matches(topic=post.topic, agency=post.agency)), None)
-    rule_today = _count_auto_since(session, since, rule) if rule is not None and rule.daily_cap else None
-    forward, reason, rule = decide(config=config, post=post, auto_today=auto_today, rule_today=rule_today)
+    forward, reason, rule = decide(config=config, post=post, auto_today=0, rule_today=0)
+    if forward:  # only then are the daily caps worth counting
+        since = _start_of_day(config.timezone)
+        auto_today = _count_auto_since(session, since)
+        rule_today = _count_auto_since(session, since, rule) if rule is not None and rule.daily_cap else None
+        forward, reason, rule = decide(config=config, post=post, auto_today=auto_today, rule_today=rule_today)
     classification = _latest_classification(session, post.id)
     model_version = getattr(classification, "model_version", "") or ""
     scores = {
@@ -260,7 +261,7 @@ def apply_auto_forward(*, session: Session, post_id: int, settings: Settings | N
         if duplicate is not None:
             forward, reason = False, f"near-duplicate of already forwarded complaint {duplicate}"
     if not forward:
-        if rule is not None or not config.enabled:
+        if rule is not None and config.enabled:  # the policy weighed this post: say why it waits
             audit.record(
                 session=session,
                 actor=POLICY_ACTOR,
