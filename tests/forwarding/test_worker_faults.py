@@ -187,3 +187,58 @@ def test_two_reviewers_confirming_the_same_post_at_once_make_one_complaint(
     assert sorted(results) == ["sent", "skipped"]
     assert session.scalar(sa.select(sa.func.count()).select_from(Complaint)) == 1
     assert len(forward_env.state.reports) == 1
+
+
+def test_two_reviewers_composing_at_once_reach_lapor_once_through_the_worker(
+    forward_env: ForwardEnv, broker_url: str, client: Celery, celery_processes: CeleryProcesses, session
+) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy.exc import OperationalError
+
+    from classifier.city import load_city
+    from jaring.settings import get_settings
+    from pipelines import review_actions
+    from pipelines.models import User
+
+    forward_env.state.honour_idempotency = False
+    city = load_city(get_settings().city_file)
+    post = Post(platform="facebook", external_id="fb-race", text="Sampah menumpuk di Pasir Panjang, bau sekali",
+                raw={}, status="queued", relevance="keluhan", relevance_score=0.9, topic="sampah", topic_score=0.8,
+                agency="LINGKUNGAN_HIDUP", agency_score=0.7)
+    reviewers = [User(username=name, password_hash="-", role="reviewer") for name in ("rina", "yosef")]
+    session.add_all([post, *reviewers])
+    session.commit()
+    start_worker(celery_processes, forward_env, broker_url)
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def compose(user_id: int) -> None:
+        with jaring_db.session_factory()() as s:
+            user = s.get(User, user_id)
+            form = review_actions.ComplaintForm(
+                title="Sampah menumpuk di Pasir Panjang", body="Sampah menumpuk di Pasir Panjang, bau sekali.",
+                category="Lingkungan Hidup", topic="sampah", agency="LINGKUNGAN_HIDUP", instansi="DLHK Kota Kupang")
+            barrier.wait()
+            try:
+                composed = review_actions.compose_complaint(session=s, post_id=post.id, user=user, form=form,
+                                                            city=city)
+                s.commit()
+            except (review_actions.ActionError, IntegrityError, OperationalError) as exc:
+                s.rollback()
+                outcomes.append(type(exc).__name__)
+                return
+            outcomes.append(composed.outbox_id)
+        # Both reviewers' pages ask for delivery right away; so does the one that lost, by mistake.
+        client.send_task("jaring.forward.deliver", args=[composed.outbox_id])
+        client.send_task("jaring.forward.deliver", args=[composed.outbox_id])
+
+    threads = [threading.Thread(target=compose, args=(u.id,)) for u in reviewers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    winners = [o for o in outcomes if isinstance(o, int)]
+    assert len(outcomes) == 2 and len(winners) == 1, outcomes
+    wait_for(lambda: all_sent(winners), timeout=60, what="the complaint delivered")
+    time.sleep(1.0)  # let the duplicate delivery request run too
+    assert session.scalar(sa.select(sa.func.count()).select_from(Complaint)) == 1
+    assert len(forward_env.state.reports) == 1 and forward_env.state.submit_requests == 1
