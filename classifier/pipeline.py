@@ -11,9 +11,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.optimize import minimize_scalar
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, RidgeClassifier
+from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
@@ -47,6 +50,85 @@ class CompactTfidfVectorizer(TfidfVectorizer):
         super().__setstate__(state)
 
 
+def _softmax(margins: np.ndarray, temperature: float) -> np.ndarray:
+    z = margins / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    exp = np.exp(z)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _margins(estimator: Any, X: Any) -> np.ndarray:
+    margins = np.asarray(estimator.decision_function(X), dtype=np.float64)
+    if margins.ndim == 1:
+        margins = np.column_stack([-margins, margins])
+    return margins
+
+
+class TemperatureCalibratedClassifier(ClassifierMixin, BaseEstimator):
+    """A linear classifier whose margins become probabilities through one fitted softmax temperature.
+
+    Unlike one-vs-rest sigmoid calibration this keeps the arg-max of the (class-balanced) margins, so
+    rare classes are not pushed back under the big ones, and it stores a single weight matrix.
+    The temperature minimises the log-loss of out-of-fold margins.
+    """
+
+    def __init__(self, estimator: Any = None, cv: int = 3, random_state: int = 0) -> None:
+        self.estimator = estimator
+        self.cv = cv
+        self.random_state = random_state
+
+    def _base(self) -> Any:
+        return clone(self.estimator) if self.estimator is not None else LinearSVC(class_weight="balanced")
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> TemperatureCalibratedClassifier:
+        """Fit the temperature on out-of-fold margins, then the estimator on everything."""
+        y = np.asarray(y)
+        self.classes_ = np.unique(y)
+        weights = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        oof = np.zeros((len(y), len(self.classes_)))
+        _, counts = np.unique(y, return_counts=True)
+        n_splits = max(2, min(self.cv, len(y)))
+        splitter: Any = (
+            StratifiedKFold(n_splits, shuffle=True, random_state=self.random_state)
+            if counts.min() >= n_splits
+            else KFold(n_splits, shuffle=True, random_state=self.random_state)
+        )
+        for train, test in splitter.split(np.zeros(len(y)), y):
+            fold = self._base().fit(X[train], y[train], sample_weight=weights[train])
+            margins = _margins(fold, X[test])
+            columns = np.searchsorted(self.classes_, fold.classes_)
+            filled = np.full((len(test), len(self.classes_)), margins.min() - 1.0)
+            filled[:, columns] = margins
+            oof[test] = filled
+        truth = np.searchsorted(self.classes_, y)
+
+        def log_loss(log_t: float) -> float:
+            probs = _softmax(oof, float(np.exp(log_t)))
+            return float(-np.average(np.log(probs[np.arange(len(y)), truth] + 1e-12), weights=weights))
+
+        best = minimize_scalar(log_loss, bounds=(-4.0, 3.0), method="bounded")
+        self.temperature_ = float(np.exp(best.x))
+        self.estimator_ = self._base().fit(X, y, sample_weight=weights)
+        return self
+
+    @property
+    def coef_(self) -> np.ndarray:
+        """The fitted estimator's weights (classes × features), for explanations."""
+        return self.estimator_.coef_
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """The estimator's margins, one column per class."""
+        return _margins(self.estimator_, X)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Softmax of margins divided by the fitted temperature."""
+        return _softmax(self.decision_function(X), self.temperature_)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The class with the largest margin."""
+        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+
+
 @dataclass
 class HeadConfig:
     """Everything that defines one head's pipeline (the ablation flips these)."""
@@ -59,10 +141,13 @@ class HeadConfig:
     min_df: int = 2
     word_max_features: int | None = 50_000
     char_max_features: int | None = 80_000
-    classifier: str = "svm"  # svm | logreg
+    classifier: str = "svm"  # svm | ridge | logreg
     C: float = 0.5
     class_weight: str | None = "balanced"
+    calibration: str = "temperature"  # temperature | sigmoid | none
     calibration_folds: int = 3
+    auxiliary: bool = False  # add the other source's rows, label-mapped, to training (never to evaluation)
+    auxiliary_weight: float = 0.5
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form for the model card."""
@@ -82,7 +167,7 @@ def baseline_config() -> HeadConfig:
         char_max_features=None,
         classifier="svm",
         C=1.0,
-        calibration_folds=0,
+        calibration="none",
     )
 
 
@@ -107,12 +192,17 @@ def build_head(config: HeadConfig) -> Pipeline:
         dtype=np.float32,
     )
     features = FeatureUnion([("word", word), ("char", char)])
+    model: Any
     if config.classifier == "logreg":
-        model: Any = LogisticRegression(C=config.C * 20, class_weight=config.class_weight, max_iter=2000)
+        model = LogisticRegression(C=config.C * 20, class_weight=config.class_weight, max_iter=2000)
+    elif config.classifier == "ridge":
+        model = RidgeClassifier(alpha=1.0 / config.C, class_weight=config.class_weight)
     else:
         model = LinearSVC(C=config.C, class_weight=config.class_weight)
-        if config.calibration_folds:
-            model = CalibratedClassifierCV(model, cv=config.calibration_folds, method="sigmoid")
+    if config.calibration == "temperature" and config.classifier != "logreg":
+        model = TemperatureCalibratedClassifier(model, cv=config.calibration_folds)
+    elif config.calibration == "sigmoid":
+        model = CalibratedClassifierCV(model, cv=config.calibration_folds, method="sigmoid")
     return Pipeline([("normalize", first), ("features", features), ("model", model)])
 
 

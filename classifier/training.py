@@ -22,7 +22,10 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
 
 from classifier.dataset import data_files, load_lapor, load_tweets
+from classifier.labels import AGENCY_TO_TOPIC, TOPIC_TO_AGENCY
 from classifier.pipeline import HEADS, HeadConfig, build_head
+
+AUXILIARY_MAX_CHARS = 2000
 
 Progress = Callable[[str, int, int], None]  # (task description, done, total)
 
@@ -70,8 +73,13 @@ def copies_weight(copies: np.ndarray) -> np.ndarray:
     return 1.0 + np.log(copies)
 
 
-def load_head_data(data_dir: Path, reviews: list[ReviewRow] | None = None, review_weight: float = 2.0) -> dict[str, HeadData]:
-    """Rows per head from the training files (and reviewer labels, training-only)."""
+def load_head_data(
+    data_dir: Path,
+    reviews: list[ReviewRow] | None = None,
+    review_weight: float = 2.0,
+    configs: dict[str, HeadConfig] | None = None,
+) -> dict[str, HeadData]:
+    """Rows per head from the training files (plus auxiliary and reviewer rows, training-only)."""
     tweets = load_tweets(Path(data_dir))
     lapor = load_lapor(Path(data_dir))
     out: dict[str, HeadData] = {}
@@ -80,9 +88,28 @@ def load_head_data(data_dir: Path, reviews: list[ReviewRow] | None = None, revie
         data = HeadData(texts, labels, copies_weight(weights), groups)
         data.sources[source.name] = len(texts)
         out[head] = data
+    configs = configs or {}
+    if "topic" in configs and configs["topic"].auxiliary:
+        # LAPOR! reports disposed to agencies whose tweet topic is rare in the tweets.
+        rows = [(t, AGENCY_TO_TOPIC[a]) for t, a in zip(lapor.texts, lapor.labels["agency"], strict=True)
+                if a in AGENCY_TO_TOPIC]
+        _add_extra(out["topic"], "lapor", [t[:AUXILIARY_MAX_CHARS] for t, _ in rows], [lab for _, lab in rows],
+                   configs["topic"].auxiliary_weight)
+    if "agency" in configs and configs["agency"].auxiliary:
+        rows = [(t, TOPIC_TO_AGENCY[k]) for t, k in zip(tweets.texts, tweets.labels["topic"], strict=True)
+                if k in TOPIC_TO_AGENCY]
+        _add_extra(out["agency"], "tweets", [t for t, _ in rows], [lab for _, lab in rows],
+                   configs["agency"].auxiliary_weight)
     if reviews:
         add_reviews(out, reviews, review_weight)
     return out
+
+
+def _add_extra(data: HeadData, source: str, texts: list[str], labels: list[str], weight: float) -> None:
+    data.extra_texts = list(data.extra_texts) + list(texts)
+    data.extra_labels = np.concatenate([data.extra_labels, np.array(labels, dtype=object)])
+    data.extra_weights = np.concatenate([data.extra_weights, np.full(len(texts), weight)])
+    data.sources[source] = data.sources.get(source, 0) + len(texts)
 
 
 def add_reviews(data: dict[str, HeadData], reviews: list[ReviewRow], weight: float) -> None:
@@ -98,11 +125,7 @@ def add_reviews(data: dict[str, HeadData], reviews: list[ReviewRow], weight: flo
                 texts.append(row.text)
                 labels.append(label)
         if texts:
-            d = data[head]
-            d.extra_texts = list(d.extra_texts) + texts
-            d.extra_labels = np.concatenate([d.extra_labels, np.array(labels, dtype=object)])
-            d.extra_weights = np.concatenate([d.extra_weights, np.full(len(texts), weight)])
-            d.sources["reviews"] = d.sources.get("reviews", 0) + len(texts)
+            _add_extra(data[head], "reviews", texts, labels, weight)
 
 
 def fit_head(config: HeadConfig, texts: list[str], labels: np.ndarray, weights: np.ndarray) -> Pipeline:
@@ -115,7 +138,8 @@ def fit_head(config: HeadConfig, texts: list[str], labels: np.ndarray, weights: 
 def shrink(pipe: Pipeline) -> Pipeline:
     """Store linear weights as float32: half the file size, same predictions to ~1e-6."""
     model = pipe.named_steps["model"]
-    linear = [cc.estimator for cc in getattr(model, "calibrated_classifiers_", [])] or [model]
+    linear = [cc.estimator for cc in getattr(model, "calibrated_classifiers_", [])]
+    linear = linear or [getattr(model, "estimator_", model)]
     for estimator in linear:
         if hasattr(estimator, "coef_"):
             estimator.coef_ = np.ascontiguousarray(estimator.coef_, dtype=np.float32)
@@ -195,7 +219,7 @@ def train_model(
     from classifier.normalize import colloquial_lexicon, kupang_overlay
 
     configs = configs or default_configs()
-    data = load_head_data(Path(data_dir), reviews, review_weight)
+    data = load_head_data(Path(data_dir), reviews, review_weight, configs)
     metrics: dict[str, Any] = {"cv": {}}
     if cv_folds > 1:
         for head in HEADS:

@@ -1,0 +1,70 @@
+"""The custom estimators follow the scikit-learn contract (so skops can save them without pickle)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.svm import LinearSVC
+from sklearn.utils.validation import check_is_fitted
+
+from classifier.normalize import IdentityText, TextNormalizer
+from classifier.pipeline import CompactTfidfVectorizer, TemperatureCalibratedClassifier
+
+TEXTS = ["jalan rusak parah", "lampu jalan mati", "macet total di oebobo", "angkot ngetem", "sampah numpuk",
+         "sampah bau sekali", "jalan berlubang", "macet tiap pagi", "sampah belum diangkut"] * 3
+LABELS = ["infra", "infra", "macet", "macet", "sampah", "sampah", "infra", "macet", "sampah"] * 3
+
+
+def _learned(estimator: object) -> set[str]:
+    return {k for k in vars(estimator) if k.endswith("_") and not k.startswith("_")}
+
+
+@pytest.mark.parametrize("estimator", [TextNormalizer(), TextNormalizer(stem=True, kupang=False), IdentityText()])
+def test_text_transformers_follow_the_contract(estimator: object) -> None:
+    params = estimator.get_params()
+    assert _learned(estimator) == set()  # __init__ only stores parameters
+    assert clone(estimator).get_params() == params
+    assert estimator.fit(TEXTS) is estimator  # fit returns self
+    assert _learned(estimator)  # learned attributes end in "_"
+    check_is_fitted(estimator)
+    out = estimator.transform(TEXTS)
+    assert len(out) == len(TEXTS) and all(isinstance(t, str) for t in out)
+    assert estimator.get_params() == params  # fit changes no parameter
+
+
+def test_temperature_calibrated_classifier_follows_the_contract() -> None:
+    X = TfidfVectorizer().fit_transform(TEXTS)
+    estimator = TemperatureCalibratedClassifier(LinearSVC(class_weight="balanced"), cv=3)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(estimator)
+    assert _learned(estimator) == set()
+    assert estimator.fit(X, LABELS) is estimator
+    assert {"classes_", "temperature_", "estimator_"} <= _learned(estimator)
+    proba = estimator.predict_proba(X)
+    assert proba.shape == (len(TEXTS), 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    # Calibration never changes the decision: arg-max of probabilities == predict == best margin.
+    assert list(estimator.classes_[proba.argmax(axis=1)]) == list(estimator.predict(X))
+    assert estimator.temperature_ > 0
+    assert estimator.score(X, LABELS) == 1.0
+    assert clone(estimator).get_params()["cv"] == 3
+
+
+def test_temperature_calibration_survives_a_class_rarer_than_the_folds() -> None:
+    X = TfidfVectorizer().fit_transform(TEXTS + ["pungli di kantor"])
+    y = LABELS + ["rare"]
+    estimator = TemperatureCalibratedClassifier(LinearSVC(), cv=3).fit(X, y)
+    assert "rare" in estimator.classes_
+
+
+def test_compact_vectorizer_state_round_trips_without_a_dict() -> None:
+    vectorizer = CompactTfidfVectorizer().fit(TEXTS)
+    state = vectorizer.__getstate__()
+    assert "vocabulary_" not in state and state["vocabulary_terms_"].dtype.kind == "U"
+    restored = CompactTfidfVectorizer()
+    restored.__setstate__(state)
+    assert restored.vocabulary_ == vectorizer.vocabulary_
+    assert (restored.transform(TEXTS) != vectorizer.transform(TEXTS)).nnz == 0

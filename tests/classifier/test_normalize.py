@@ -1,0 +1,71 @@
+"""Text normalisation: lexicons, the Kupang overlay, marker tokens, stemming."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+
+from classifier import stemmer as stemmer_module
+from classifier.normalize import colloquial_lexicon, kupang_overlay, merged_lexicon, normalize_text
+from classifier.stemmer import BoundedStemmer
+
+
+def test_kupang_overlay_takes_precedence_over_the_colloquial_lexicon() -> None:
+    assert colloquial_lexicon()["pi"] == "tapi"  # the published lexicon's (non-Kupang) reading
+    assert kupang_overlay()["pi"] == "pergi"
+    assert merged_lexicon()["pi"] == "pergi"
+    assert normalize_text("beta pi pasar") == "saya pergi pasar"
+
+
+def test_kupang_forms_from_the_readme_are_mapped() -> None:
+    text = normalize_text("katong sonde bisa lewat, su rusak, jang lupa")
+    assert text == "kita tidak bisa lewat sudah rusak jangan lupa"
+
+
+def test_without_the_overlay_pi_is_read_as_tapi() -> None:
+    assert normalize_text("beta pi pasar", kupang=False) == "beta tapi pasar"
+
+
+def test_colloquial_slang_is_formalised() -> None:
+    assert normalize_text("tlg yg di jln itu sdh rusak") == "tolong yang di jalan itu sudah rusak"
+
+
+def test_urls_mentions_hashtags_emoji_become_features() -> None:
+    text = normalize_text("RT @DisHub_Kupang: macet #Oebobo 😡 https://t.co/abc :(")
+    assert text.split() == [
+        "xrt", "xmention", "@dishub_kupang", "macet", "xhashtag", "oebobo", "xemoji", "xurl", "xsad",
+    ]
+
+
+def test_repeated_letters_numbers_units_and_reduplication() -> None:
+    assert normalize_text("parahhhh 10km jalan2") == "parah xnum xunitkm jalan jalan"
+    assert normalize_text("parahhhh", repeats=False) == "parahhhh"
+
+
+def test_stop_words_and_stemming_are_switches() -> None:
+    assert normalize_text("perbaikan jalan yang rusak", stopwords=True, stem=True) == "baik jalan rusak"
+    assert normalize_text("perbaikan jalan yang rusak") == "perbaikan jalan yang rusak"
+
+
+def test_bounded_stemmer_never_sends_unknown_words_to_sastrawi() -> None:
+    stemmer = BoundedStemmer()
+    with mock.patch.object(stemmer_module, "_sastrawi", side_effect=AssertionError("Sastrawi called")):
+        for word in ("oebobo", "sonde", "katong", "pohn", "xyzzyqwerty", "tapaleuk"):
+            assert stemmer.stem(word) == word
+
+
+def test_bounded_stemmer_stems_affixed_known_words_and_memoises() -> None:
+    stemmer = BoundedStemmer()
+    assert stemmer.stem("perbaikan") == "baik"
+    assert stemmer.stem("ditertibkan") == "tertib"
+    with mock.patch.object(stemmer_module, "_sastrawi", side_effect=AssertionError("not memoised")):
+        assert stemmer.stem("perbaikan") == "baik"
+
+
+@pytest.mark.parametrize("size", [2])
+def test_bounded_stemmer_cache_is_bounded(size: int) -> None:
+    stemmer = BoundedStemmer(max_entries=size)
+    for word in ("satu", "dua", "tiga", "empat", "lima"):
+        stemmer.stem(word)
+    assert len(stemmer._cache) <= size

@@ -1,0 +1,119 @@
+"""Model registry: skops round trip, trusted types only, promote/rollback, hot reload."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skops.io as sio
+
+from classifier import registry
+from classifier.labels import LABELS
+from classifier.registry import (
+    ModelCache,
+    PromotionRefused,
+    UntrustedModelError,
+    current_version,
+    load_current,
+    load_model,
+    promote,
+    rollback,
+    save_model,
+    set_current,
+)
+from classifier.training import train_model
+
+
+class Evil:
+    """A type no model file may contain."""
+
+    def __init__(self) -> None:
+        self.payload = "would run on load"
+
+
+@pytest.fixture
+def tiny_trained(tiny_data_dir: Path) -> tuple[dict, dict]:
+    return train_model(data_dir=tiny_data_dir, cv_folds=2)
+
+
+def _save(models_dir: Path, version: str, heads: dict, card: dict, f1: dict[str, float] | None = None) -> None:
+    card = json.loads(json.dumps(card, default=str))
+    if f1 is not None:
+        for head, value in f1.items():
+            card["metrics"]["cv"][head]["macro_f1"] = value
+    save_model(models_dir, version, heads, card)
+
+
+def test_skops_round_trip_gives_identical_predictions(tmp_path: Path, tiny_trained: tuple[dict, dict]) -> None:
+    heads, card = tiny_trained
+    _save(tmp_path, "v1", heads, card)
+    loaded = load_model(tmp_path, "v1")
+    texts = ["jalan rusak berlubang di oebobo", "terima kasih atas undangannya", "ktp saya belum jadi"]
+    for head, pipe in heads.items():
+        np.testing.assert_array_equal(pipe.predict(texts), loaded.heads[head].predict(texts))
+    assert loaded.card["data"]["files_sha256"].keys() == {"tweets_bandung.csv", "lapor_reports.csv"}
+    assert set(loaded.card["libraries"]) >= {"scikit-learn", "skops", "numpy", "Sastrawi"}
+    assert not list(tmp_path.rglob("*.pkl")) and not list(tmp_path.rglob("*.joblib"))
+
+
+def test_model_files_only_use_the_allow_listed_types(tmp_path: Path, tiny_trained: tuple[dict, dict]) -> None:
+    heads, card = tiny_trained
+    _save(tmp_path, "v1", heads, card)
+    assert set(sio.get_untrusted_types(file=tmp_path / "v1" / registry.MODEL_FILE)) <= set(registry.TRUSTED_TYPES)
+
+
+def test_a_file_with_an_untrusted_type_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.skops"
+    sio.dump({"relevance": Evil()}, path)
+    with pytest.raises(UntrustedModelError, match="Evil"):
+        registry.load_heads(path)
+
+
+def test_predict_and_explain_contract(tmp_path: Path, tiny_trained: tuple[dict, dict]) -> None:
+    heads, card = tiny_trained
+    _save(tmp_path, "v1", heads, card)
+    set_current(tmp_path, "v1")
+    model = load_current(tmp_path)
+    assert model.version == "v1"
+    texts = ["sampah numpuk di maulafa bau banget", "", "\x00\x01\x02" * 50]
+    first, empty, binary = model.predict(texts)
+    assert first.relevance == "keluhan" and first.topic == "sampah"
+    assert first.agency in LABELS["agency"]
+    assert 0 < first.relevance_score <= 1
+    assert abs(sum(first.scores["relevance"].values()) - 1) < 1e-3
+    assert (empty.unusable, empty.relevance_score, empty.relevance) == ("kosong", 0.0, "bukan")
+    assert binary.unusable == "biner" and binary.topic_score == 0.0
+    explanation = model.explain("sampah numpuk di maulafa bau banget", top_n=3)
+    assert set(explanation) == {"relevance", "topic", "agency"}
+    assert any("sampah" in term for term, _ in explanation["topic"])
+    assert all(len(terms) <= 3 and all(w > 0 for _, w in terms) for terms in explanation.values())
+    assert model.explain("") == {"relevance": [], "topic": [], "agency": []}
+
+
+def test_promote_refuses_a_worse_model_and_says_why(tmp_path: Path, tiny_trained: tuple[dict, dict]) -> None:
+    heads, card = tiny_trained
+    _save(tmp_path, "v1", heads, card, {"relevance": 0.90, "topic": 0.80, "agency": 0.70})
+    _save(tmp_path, "v2", heads, card, {"relevance": 0.95, "topic": 0.79, "agency": 0.75})
+    promote(tmp_path, "v1")
+    with pytest.raises(PromotionRefused) as refused:
+        promote(tmp_path, "v2")
+    assert refused.value.reasons == ["topic: cross-validated macro-F1 0.7900 is below the current v1's 0.8000"]
+    assert current_version(tmp_path) == "v1"
+    assert promote(tmp_path, "v2", force=True) == refused.value.reasons
+    assert current_version(tmp_path) == "v2"
+    assert rollback(tmp_path) == "v1"
+    assert current_version(tmp_path) == "v1"
+
+
+def test_workers_pick_up_a_promoted_model_without_restart(tmp_path: Path, tiny_trained: tuple[dict, dict]) -> None:
+    heads, card = tiny_trained
+    _save(tmp_path, "v1", heads, card, {"relevance": 0.5, "topic": 0.5, "agency": 0.5})
+    _save(tmp_path, "v2", heads, card, {"relevance": 0.6, "topic": 0.6, "agency": 0.6})
+    promote(tmp_path, "v1")
+    cache = ModelCache(tmp_path)
+    first = cache.get()
+    assert first.version == "v1" and cache.get() is first  # no reload while CURRENT is unchanged
+    promote(tmp_path, "v2")
+    assert cache.get().version == "v2"
