@@ -138,6 +138,8 @@ class LaporHttp:
         """Send one request; returns the JSON body (``None`` for an allowed 404)."""
         try:
             response = self._client.request(method, path, json=json_body, params=params, headers=headers)
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            raise LaporPermanentError(f"LAPOR! base URL is not usable: {exc.__class__.__name__}") from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise LaporTransientError(f"LAPOR! unreachable: {exc.__class__.__name__}") from None
         except httpx.TimeoutException as exc:
