@@ -149,7 +149,9 @@ CPU_SECONDS: list[float] = []  # this process's CPU time per call (excludes a Po
 PAGE_CPU: list[float] = []  # this process's CPU time per page (SQLite: all the work, it runs in-process)
 
 
-def ingest_pages(url: str, items: list[RawItem], batch: int, settings: Settings) -> list[float]:
+def ingest_pages(
+    url: str, items: list[RawItem], batch: int, settings: Settings, dedupe: bool = True
+) -> list[float]:
     """Ingest ``items`` page by page (a transaction each); returns each page's seconds."""
     engine = make_engine(url)
     times = []
@@ -159,7 +161,13 @@ def ingest_pages(url: str, items: list[RawItem], batch: int, settings: Settings)
             page = items[start : start + batch]
             began, cpu = time.perf_counter(), time.process_time()
             with Session(engine) as session:
-                ingest_posts(session=session, source_key="bench", items=page, settings=settings)
+                ingest_posts(
+                    session=session,
+                    source_key="bench",
+                    items=page,
+                    settings=settings,
+                    detect_duplicates=dedupe,
+                )
                 session.commit()
             times.append(time.perf_counter() - began)
             PAGE_CPU.append(time.process_time() - cpu)
@@ -220,8 +228,11 @@ def bench_backend(name: str, make_db: Any, args: argparse.Namespace) -> dict[str
     settings = Settings()
     probe = synthetic_items(args.probe_pages * args.batch, seed=99, prefix="probe-small-")
     probe_large = synthetic_items(args.probe_pages * args.batch, seed=98, prefix="probe-large-")
+    # The same path without the near-duplicate step, at both sizes: how much of any growth is dedupe's.
+    plain_small = synthetic_items(args.probe_pages * args.batch, seed=97, prefix="plain-small-")
+    plain_large = synthetic_items(args.probe_pages * args.batch, seed=96, prefix="plain-large-")
     fill_small = synthetic_items(args.small, seed=1, prefix="a-")
-    fill_large = synthetic_items(args.large - args.small - len(probe), seed=2, prefix="b-")
+    fill_large = synthetic_items(args.large - args.small - 2 * len(probe), seed=2, prefix="b-")
 
     CPU_SECONDS.clear()
     with make_db() as url:
@@ -230,10 +241,12 @@ def bench_backend(name: str, make_db: Any, args: argparse.Namespace) -> dict[str
         PAGE_CPU.clear()
         small_times = ingest_pages(url, probe, args.batch, settings)
         small_cpu = list(PAGE_CPU)
+        plain_small_times = ingest_pages(url, plain_small, args.batch, settings, dedupe=False)
         fill_times += ingest_pages(url, fill_large, args.batch, settings)
         PAGE_CPU.clear()
         large_times = ingest_pages(url, probe_large, args.batch, settings)
         large_cpu = list(PAGE_CPU)
+        plain_large_times = ingest_pages(url, plain_large, args.batch, settings, dedupe=False)
         total_seconds = time.perf_counter() - began
         engine = make_engine(url)
         with engine.connect() as conn:
@@ -262,6 +275,9 @@ def bench_backend(name: str, make_db: Any, args: argparse.Namespace) -> dict[str
         f"page_ms_median_at_{args.large}": round(statistics.median(large_times) * 1000, 2),
         "scaling_ratio_large_vs_small": round(
             statistics.median(large_times) / statistics.median(small_times), 3
+        ),
+        "scaling_ratio_without_dedupe": round(
+            statistics.median(plain_large_times) / statistics.median(plain_small_times), 3
         ),
         f"page_cpu_ms_median_at_{args.small}": round(statistics.median(small_cpu) * 1000, 2),
         f"page_cpu_ms_median_at_{args.large}": round(statistics.median(large_cpu) * 1000, 2),

@@ -167,6 +167,7 @@ class PostSimhashBand(Base):
     """
 
     __tablename__ = "post_simhash_bands"
+    __table_args__ = {"sqlite_with_rowid": False}  # the primary key is the table: one B-tree write per row
 
     band: Mapped[int] = mapped_column(Integer, primary_key=True)  # 32-bit hash of (band index, band values)
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True)

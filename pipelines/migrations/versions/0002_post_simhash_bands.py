@@ -23,6 +23,7 @@ def upgrade() -> None:
             ["post_id"], ["posts.id"], name=op.f("fk_post_simhash_bands_post_id_posts"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("band", "post_id", name=op.f("pk_post_simhash_bands")),
+        sqlite_with_rowid=False,
     )
 
 
