@@ -201,6 +201,9 @@ def manual_record(
         except outbox.OutboxError as exc:
             errors.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from None
+    from pipelines.tasks.forward import schedule_reply
+
+    schedule_reply(result.complaint_id)
     console.print(f"complaint {complaint}: {result.outcome}, tracking id {result.tracking_id}")
 
 
