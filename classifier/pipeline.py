@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 from scipy.optimize import minimize_scalar
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
@@ -25,15 +26,24 @@ from classifier.normalize import IdentityText, TextNormalizer
 HEADS = ("relevance", "topic", "agency")
 
 
-class CompactTfidfVectorizer(TfidfVectorizer):
-    """TfidfVectorizer whose vocabulary is saved as two arrays instead of a dict.
+_SHARED_NGRAMS: dict[Any, dict[str, list[str]]] = {}
 
-    skops writes a dict entry by entry (with a type record per key), which takes minutes for a
-    few hundred thousand char n-grams; two numpy arrays are written and read in milliseconds.
+
+class CompactTfidfVectorizer(TfidfVectorizer):
+    """TfidfVectorizer that saves its vocabulary as two arrays and memoises char_wb n-grams per word.
+
+    skops writes a dict entry by entry (with a type record per key), which takes minutes for a few
+    hundred thousand n-grams; two numpy arrays are written and read in milliseconds. ``char_wb``
+    n-grams never cross a word boundary, so a text's n-gram counts are the sum of its words' counts:
+    caching each word's vocabulary indices turns ~15 slicing-and-lookup steps per word into one dict
+    lookup, with output identical to scikit-learn's.
     """
+
+    _WORD_CACHE_LIMIT = 200_000
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())
+        state.pop("_word_index_cache", None)
         vocabulary = state.pop("vocabulary_", None)
         if vocabulary is not None:
             terms = sorted(vocabulary, key=vocabulary.__getitem__)
@@ -48,6 +58,39 @@ class CompactTfidfVectorizer(TfidfVectorizer):
         if terms is not None and index is not None:
             state["vocabulary_"] = dict(zip(terms.tolist(), index.tolist(), strict=True))
         super().__setstate__(state)
+
+    def transform(self, raw_documents: Any) -> Any:
+        """TF-IDF matrix; the char_wb path counts n-grams through the per-word cache."""
+        if self.analyzer != "char_wb" or not hasattr(self, "vocabulary_") or not hasattr(self, "_tfidf"):
+            return super().transform(raw_documents)
+        cache: dict[str, list[int]] = self.__dict__.setdefault("_word_index_cache", {})
+        if len(cache) > self._WORD_CACHE_LIMIT:
+            cache.clear()
+        analyze = self.build_analyzer()
+        vocabulary = self.vocabulary_
+        preprocess = self.build_preprocessor()
+        # Heads with the same analyser settings share the word -> n-grams work.
+        shared = _SHARED_NGRAMS.setdefault((self.ngram_range, self.lowercase, self.strip_accents), {})
+        if len(shared) > self._WORD_CACHE_LIMIT:
+            shared.clear()
+        indices: list[int] = []
+        indptr = [0]
+        for document in raw_documents:
+            for word in preprocess(document).split():
+                found = cache.get(word)
+                if found is None:
+                    grams = shared.get(word)
+                    if grams is None:
+                        grams = shared[word] = analyze(word)
+                    found = cache[word] = [vocabulary[g] for g in grams if g in vocabulary]
+                indices.extend(found)
+            indptr.append(len(indices))
+        counts = sparse.csr_matrix(
+            (np.ones(len(indices), dtype=self.dtype), np.asarray(indices, dtype=np.int64), np.asarray(indptr)),
+            shape=(len(indptr) - 1, len(vocabulary)),
+        )
+        counts.sum_duplicates()
+        return self._tfidf.transform(counts, copy=False)
 
 
 def _softmax(margins: np.ndarray, temperature: float) -> np.ndarray:

@@ -68,3 +68,14 @@ def test_compact_vectorizer_state_round_trips_without_a_dict() -> None:
     restored.__setstate__(state)
     assert restored.vocabulary_ == vectorizer.vocabulary_
     assert (restored.transform(TEXTS) != vectorizer.transform(TEXTS)).nnz == 0
+
+
+def test_cached_char_wb_transform_matches_scikit_learn() -> None:
+    texts = TEXTS + ["kata baru yang belum pernah ada", "jalan  jalan\tdi\noebobo", ""]
+    params = {"analyzer": "char_wb", "ngram_range": (2, 5), "sublinear_tf": True, "dtype": np.float32}
+    ours = CompactTfidfVectorizer(**params).fit(TEXTS)
+    reference = TfidfVectorizer(**params).fit(TEXTS)
+    for _ in range(2):  # second pass goes through the per-word cache
+        got, expected = ours.transform(texts), reference.transform(texts)
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got.toarray(), expected.toarray(), rtol=1e-6)
