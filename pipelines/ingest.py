@@ -310,19 +310,29 @@ def _originals(items: Iterable[RawItem]) -> set[tuple[str, str]]:
 
 
 def _existing(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Already stored posts among ``keys``: id, text and version (the raw payload is read only on edit)."""
     found: dict[tuple[str, str], dict[str, Any]] = {}
     by_platform: dict[str, list[str]] = {}
     for platform, external_id in keys:
         by_platform.setdefault(platform, []).append(external_id)
+    conn = session.connection()
+    postgres = conn.dialect.name == "postgresql"
     for platform, ids in by_platform.items():
-        for start in range(0, len(ids), 500):
-            rows = session.execute(
-                sa.select(Post.id, Post.external_id, Post.text, Post.version, Post.raw).where(
-                    Post.platform == platform, Post.external_id.in_(ids[start : start + 500])
+        step = len(ids) if postgres else 500  # PostgreSQL: one array parameter instead of an IN list
+        for start in range(0, len(ids), max(step, 1)):
+            chunk = ids[start : start + step]
+            condition = (
+                POSTS.c.external_id == sa.func.any(sa.literal(chunk, type_=postgresql.ARRAY(sa.String)))
+                if postgres
+                else POSTS.c.external_id.in_(chunk)
+            )
+            rows = conn.execute(
+                sa.select(POSTS.c.id, POSTS.c.external_id, POSTS.c.text, POSTS.c.version).where(
+                    POSTS.c.platform == platform, condition
                 )
             )
-            for post_id, external_id, text, version, raw in rows:
-                found[(platform, external_id)] = {"id": post_id, "text": text, "version": version, "raw": raw}
+            for post_id, external_id, text, version in rows:
+                found[(platform, external_id)] = {"id": post_id, "text": text, "version": version}
     return found
 
 
@@ -372,6 +382,7 @@ def _record_edit(
 ) -> bool:
     """Keep the old text as a version and store the new one; False if another worker got there first."""
     now = datetime.now(UTC)
+    old_raw = session.scalar(sa.select(Post.raw).where(Post.id == row["id"]))
     updated = session.execute(
         sa.update(Post)
         .where(Post.id == row["id"], Post.version == row["version"])
@@ -389,7 +400,7 @@ def _record_edit(
         return False
     session.execute(
         sa.insert(PostVersion).values(
-            post_id=row["id"], version=row["version"], text=row["text"], raw=row["raw"] or {}, seen_at=now
+            post_id=row["id"], version=row["version"], text=row["text"], raw=old_raw or {}, seen_at=now
         )
     )
     return True
