@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -173,39 +174,49 @@ def _mentions(text: str) -> set[str]:
 
 
 def _matches(query: str, text: str) -> bool:
-    """A small subset of X's query language: OR, -exclusion, quoted phrases, #tags, @handles, lang:/is:."""
-    text = text.lower()
-    for alternative in query.split(" OR "):
-        terms = _terms(alternative.strip("() "))
-        ok = True
-        for term in terms:
-            negate = term.startswith("-")
-            term = term.lstrip("-").strip('"').lower()
-            if ":" in term and not term.startswith(("#", "@")):
-                continue  # operators like lang:id, is:retweet are accepted and ignored
-            if (term in text) == negate:
-                ok = False
-                break
-        if ok and terms:
+    """A subset of X's query language: AND by space, OR, parentheses, -negation, "phrases",
+    #hashtags and @handles as plain terms; operators such as ``lang:id`` and ``is:retweet`` are
+    accepted and ignored (so ``-is:retweet`` excludes nothing)."""
+    tokens = re.findall(r'-?"[^"]*"|\(|\)|[^\s()]+', query)
+    position = 0
+
+    def peek() -> str | None:
+        return tokens[position] if position < len(tokens) else None
+
+    def take() -> str:
+        nonlocal position
+        position += 1
+        return tokens[position - 1]
+
+    def or_expr() -> bool:
+        value = and_expr()
+        while peek() == "OR":
+            take()
+            value = and_expr() or value
+        return value
+
+    def and_expr() -> bool:
+        value = True
+        while peek() not in (None, ")", "OR"):
+            value = unary() and value
+        return value
+
+    def unary() -> bool:
+        token = take()
+        if token == "(":
+            value = or_expr()
+            if peek() == ")":
+                take()
+            return value
+        negate = token.startswith("-") and len(token) > 1
+        term = token[1:] if negate else token
+        term = term.strip('"').lower()
+        if ":" in term and not term.startswith(("#", "@")):
             return True
-    return False
+        return (term in haystack) != negate
 
-
-def _terms(query: str) -> list[str]:
-    terms, buf, quoted = [], "", False
-    for ch in query:
-        if ch == '"':
-            quoted = not quoted
-            buf += ch
-        elif ch == " " and not quoted:
-            if buf:
-                terms.append(buf)
-            buf = ""
-        else:
-            buf += ch
-    if buf:
-        terms.append(buf)
-    return terms
+    haystack = text.lower()
+    return bool(tokens) and or_expr()
 
 
 def _problem(status: int, title: str, detail: str, headers: dict[str, str]) -> JSONResponse:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -35,6 +36,7 @@ class SimClock:
         self.now += seconds
 
 
+@pytest.mark.slow
 def test_a_day_of_half_failing_platforms_loses_nothing_and_stores_nothing_twice(
     harvest_env: HarvestEnv, x_state: TwitterState, graph_state: GraphState, session: Session
 ) -> None:

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -58,6 +59,7 @@ def test_two_runs_of_one_source_never_overlap(
     assert session.get(SourceState, "x-mentions").lease_owner == ""
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_run_loses_and_duplicates_nothing(
     harvest_env: HarvestEnv, x_state: TwitterState, session: Session
 ) -> None:
