@@ -45,7 +45,7 @@ from jaring.settings import Settings, get_settings
 from pipelines import audit
 from pipelines.ingest import IngestResult, ingest_posts
 from pipelines.models import Checkpoint, HarvestRun, SourceState
-from pipelines.sources import SourceConfig, get_source
+from pipelines.sources import SourceConfig, SourceConfigError, get_source
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,11 @@ def run_source(
     settings = settings or get_settings()
     clock = clock or time.time
     owner = owner or default_owner()
-    source = get_source(source_key, settings.sources_file)
+    try:
+        source = get_source(source_key, settings.sources_file)
+    except SourceConfigError as exc:
+        log.error("harvest %s: unusable sources file: %s", source_key, exc)
+        return HarvestSummary(source_key, "config_error", errors=[str(exc)])
     if source is None:
         return HarvestSummary(
             source_key, "unknown", errors=[f"no source {source_key!r} in {settings.sources_file}"]

@@ -162,3 +162,10 @@ def test_beat_schedule_has_one_entry_per_source(harvest_env: HarvestEnv) -> None
         "args": ["x-mentions"],
     }
     assert set(schedule) == {"harvest:x-mentions", "harvest:x-search", "harvest:fb", "harvest:ig"}
+
+
+def test_broken_sources_file_is_reported_not_raised(harvest_env: HarvestEnv, x_state: TwitterState) -> None:
+    harvest_env.path.write_text("sources: [ {key: x, platform: myspace} ]")
+    summary = run_source(source_key="x-mentions")
+    assert summary.status == "config_error" and "platform must be one of" in summary.errors[0]
+    assert x_state.faults.requests == 0
