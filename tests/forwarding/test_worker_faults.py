@@ -1,6 +1,7 @@
 """Fault tests with a real ``celery worker`` subprocess delivering to the LAPOR! stand-in over HTTP.
 
-The broker is the real Redis for both database backends.
+SQLite runs with the embedded broker (kombu's SQLAlchemy transport, the default deployment),
+PostgreSQL with real Redis (production).
 The stand-in ignores idempotency keys here, so only the outbox's own guarantees prevent duplicates.
 """
 
@@ -34,12 +35,15 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def broker_url(forward_env: ForwardEnv, tmp_path: Path, request: pytest.FixtureRequest,
                monkeypatch: pytest.MonkeyPatch) -> str:
-    """Real Redis, a database of its own per backend, emptied first."""
-    import redis
+    """SQLite runs with the embedded broker (kombu's SQLAlchemy transport); PostgreSQL with real Redis."""
+    if forward_env.database_url.startswith("sqlite"):
+        url = f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
+    else:
+        import redis
 
-    base = request.getfixturevalue("redis_url").rsplit("/", 1)[0]
-    url = f"{base}/{13 if forward_env.database_url.startswith('sqlite') else 12}"
-    redis.Redis.from_url(url).flushdb()
+        base = request.getfixturevalue("redis_url").rsplit("/", 1)[0]
+        url = f"{base}/12"
+        redis.Redis.from_url(url).flushdb()
     monkeypatch.setenv("JARING_BROKER_URL", url)
     reset_settings_cache()
     return url
