@@ -224,7 +224,36 @@ def save_model(models_dir: Path, version: str, heads: dict[str, Any], card: dict
     card["version"] = version
     card["model_file_bytes"] = (folder / MODEL_FILE).stat().st_size
     _write_atomic(folder / CARD_FILE, json.dumps(card, indent=2, ensure_ascii=False, default=str) + "\n")
+    _write_atomic(folder / "MODEL_CARD.md", render_card(card))
     return folder
+
+
+def render_card(card: dict[str, Any]) -> str:
+    """A human-readable summary of a model card (the JSON file is the full record)."""
+    lines = [
+        f"# Jaring classifier {card.get('version', '')}",
+        "",
+        f"{card.get('task', '')}. Created {card.get('created_at', '')}.",
+        "",
+        "## Cross-validated metrics",
+        "",
+        f"{card.get('metrics', {}).get('cv_method', '')}, {card.get('metrics', {}).get('cv_folds', '')} folds.",
+        "",
+        "| head | macro-F1 | accuracy | rows |",
+        "|---|---|---|---|",
+    ]
+    for head, metrics in card.get("metrics", {}).get("cv", {}).items():
+        lines.append(f"| {head} | {metrics['macro_f1']:.4f} | {metrics['accuracy']:.4f} | {metrics['n']} |")
+    lines += ["", "## Training data", ""]
+    data = card.get("data", {})
+    for name, digest in data.get("files_sha256", {}).items():
+        lines.append(f"- `{name}` sha256 `{digest}`")
+    for head, info in card.get("heads", {}).items():
+        lines.append(f"- {head}: rows by source {info.get('training_rows')}; labels {', '.join(info.get('labels', []))}")
+    lines.append(f"- reviewer labels used: {data.get('reviews_used', 0)} {data.get('review_decisions') or ''}")
+    lines += ["", "## Sources", ""] + [f"- {c}" for c in data.get("citations", [])]
+    lines += ["", "## Libraries", ""] + [f"- {k} {v}" for k, v in card.get("libraries", {}).items()]
+    return "\n".join(lines) + "\n"
 
 
 def check_trusted(path: Path) -> None:

@@ -64,4 +64,5 @@ def test_reviews_join_training_only_weighted_and_counted(session: Session, tiny_
     _, card = train_model(data_dir=tiny_data_dir, reviews=reviews, review_weight=3.0, cv_folds=0)
     card = json.loads(json.dumps(card, default=str))
     assert card["data"]["reviews_used"] == 4
-    assert card["heads"]["topic"]["training_rows"] == {"tweets": 72, "reviews": 1}
+    # topic also learns from the LAPOR! DUKCAPIL reports (adminduk), training-only
+    assert card["heads"]["topic"]["training_rows"] == {"tweets": 72, "lapor": 16, "reviews": 1}
