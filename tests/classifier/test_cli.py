@@ -100,3 +100,23 @@ def test_train_command_saves_a_version_with_a_card(app: typer.Typer, tmp_path: P
     card = json.loads((tmp_path / version / "model_card.json").read_text())
     assert card["metrics"]["cv"]["relevance"]["macro_f1"] > 0.5
     assert card["heads"]["agency"]["training_rows"] == {"lapor": 48}
+
+
+def test_evaluate_measures_baseline_and_model_on_the_same_splits(
+    app: typer.Typer, tmp_path: Path, tiny_data_dir: Path
+) -> None:
+    models = tmp_path / "models"
+    assert _run(app, "train", "--data-dir", tiny_data_dir, "--models-dir", models, "--cv-folds", "2",
+                "--promote").exit_code == 0
+    out = tmp_path / "eval"
+    result = _run(app, "evaluate", "--data-dir", tiny_data_dir, "--models-dir", models, "--folds", "2",
+                  "--head", "relevance", "--output-dir", out)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "evaluation.json").read_text())
+    row = report["heads"]["relevance"]
+    assert set(row) >= {"baseline", "model", "macro_f1_ratio"}
+    assert row["baseline"]["n"] == row["model"]["n"] == 120
+    assert row["macro_f1_ratio"] == round(row["model"]["macro_f1"] / row["baseline"]["macro_f1"], 4)
+    assert set(row["model"]["per_class"]) == {"keluhan", "bukan", "respon"}
+    for name in ("confusion_relevance.png", "confusion_relevance_baseline.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
