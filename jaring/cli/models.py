@@ -173,13 +173,18 @@ def _config_from_card(cls: Any, data: dict[str, Any]) -> Any:
 def _read_rows(path: Path) -> Iterator[tuple[str, str]]:
     """(id, text) rows of a CSV, tolerating NUL bytes, bad UTF-8 and huge fields."""
     csv.field_size_limit(MAX_FIELD_BYTES)
-    raw = path.read_bytes() if str(path) != "-" else sys.stdin.buffer.read()
-    text = raw.decode("utf-8-sig", errors="replace").replace("\x00", "\ufffd")
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    if not reader.fieldnames or "text" not in reader.fieldnames:
-        raise typer.BadParameter(f"{path} needs a header with columns id,text (found {reader.fieldnames})")
-    for row in reader:
-        yield (row.get("id") or "").strip(), row.get("text") or ""
+    binary = sys.stdin.buffer if str(path) == "-" else path.open("rb")
+    try:
+        stream = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace", newline="")
+        lines = (line.replace("\x00", "\ufffd") for line in stream)  # streamed, never read whole
+        reader = csv.DictReader(lines)
+        if not reader.fieldnames or "text" not in reader.fieldnames:
+            raise typer.BadParameter(f"{path} needs a header with columns id,text (found {reader.fieldnames})")
+        for row in reader:
+            yield (row.get("id") or "").strip()[:200], row.get("text") or ""
+    finally:
+        if binary is not sys.stdin.buffer:
+            binary.close()
 
 
 def classify(
