@@ -7,7 +7,6 @@ The stand-in ignores idempotency keys here, so only the outbox's own guarantees 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import threading
@@ -24,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from jaring import db as jaring_db
 from jaring.settings import Settings, reset_settings_cache
 from pipelines import outbox
-from pipelines.celery_app import TASK_MODULES, create_app
+from pipelines.celery_app import create_app
 from pipelines.models import Complaint, OutboxItem, OutboxState, Post
 from tests.conftest import CeleryProcesses, wait_for
 from tests.forwarding.conftest import ForwardEnv, add_complaint, queue_complaints
@@ -57,25 +56,12 @@ def client(broker_url: str) -> Iterator[Celery]:
     app.close()
 
 
-def _shim_for_missing_task_modules(directory: Path) -> dict[str, str]:
-    """While another queue's tasks module is not written yet, let the worker start without it."""
-    missing = [name for name in TASK_MODULES if importlib.util.find_spec(name) is None]
-    if not missing:
-        return {}
-    directory.mkdir(exist_ok=True)
-    (directory / "sitecustomize.py").write_text(
-        "import sys, types\n" + "".join(f"sys.modules[{n!r}] = types.ModuleType({n!r})\n" for n in missing)
-    )
-    return {"PYTHONPATH": str(directory)}
-
-
 def start_worker(procs: CeleryProcesses, env: ForwardEnv, broker_url: str, **extra: str):  # type: ignore[no-untyped-def]
-    shim = _shim_for_missing_task_modules(procs.tmp_path / "shim")
     with warnings.catch_warnings():
         # tests/conftest.py's spawner drops its log file handle right away (the child keeps the fd).
         warnings.simplefilter("ignore", ResourceWarning)
         return procs.worker(database_url=env.database_url, broker_url=broker_url, queues="forward",
-                            concurrency=2, extra_env={**env.env(), **shim, **extra})
+                            concurrency=2, extra_env={**env.env(), **extra})
 
 
 def outbox_state(outbox_id: int) -> str:
