@@ -262,20 +262,35 @@ def sync_all(*, settings: Settings | None = None, sender: Sender | None = None, 
     return summary
 
 
-def handling_summary(*, session: Session, since: datetime | None = None) -> dict[str, Any]:
-    """Median handling times (hours) and the overdue count, for the dashboard."""
+def handling_summary(*, session: Session, since: datetime | None = None, limit: int = 20_000) -> dict[str, Any]:
+    """Median handling times (hours) and the overdue count over complaints forwarded since ``since``.
+
+    Two queries whatever the number of complaints (default window: the last 90 days, newest ``limit``).
+    """
     config = load_forward_config()
-    query = sa.select(Complaint).where(Complaint.forwarded_at.is_not(None))
-    if since is not None:
-        query = query.where(Complaint.forwarded_at >= since)
+    since = since or datetime.now(UTC) - timedelta(days=90)
+    forwarded_rows = session.execute(
+        sa.select(Complaint.id, Complaint.forwarded_at)
+        .where(Complaint.forwarded_at.is_not(None), Complaint.forwarded_at >= since)
+        .order_by(Complaint.forwarded_at.desc())
+        .limit(limit)
+    ).all()
+    events: dict[int, list[tuple[str, datetime]]] = {row.id: [] for row in forwarded_rows}
+    if events:
+        for complaint_id, status, changed_at in session.execute(
+            sa.select(ComplaintStatusEvent.complaint_id, ComplaintStatusEvent.status, ComplaintStatusEvent.changed_at)
+            .join(Complaint, Complaint.id == ComplaintStatusEvent.complaint_id)
+            .where(Complaint.forwarded_at.is_not(None), Complaint.forwarded_at >= since)
+        ):
+            if complaint_id in events:
+                events[complaint_id].append((status, changed_at))
     verify: list[float] = []
     respond: list[float] = []
     close: list[float] = []
     overdue = 0
-    forwarded = 0
-    for complaint in session.scalars(query):
-        forwarded += 1
-        times = times_for(session=session, complaint=complaint, config=config)
+    for row in forwarded_rows:
+        times = handling_times(forwarded_at=row.forwarded_at, events=events[row.id], api=config.lapor_api,
+                               config=config.status_sync, tz=config.auto_forward.timezone)
         overdue += int(bool(times.overdue))
         for bucket, value in ((verify, times.verify_hours), (respond, times.respond_hours),
                               (close, times.close_hours)):
@@ -286,7 +301,7 @@ def handling_summary(*, session: Session, since: datetime | None = None) -> dict
         return round(statistics.median(values), 1) if values else None
 
     return {
-        "forwarded": forwarded,
+        "forwarded": len(forwarded_rows),
         "overdue": overdue,
         "median_verify_hours": median(verify),
         "median_respond_hours": median(respond),

@@ -225,3 +225,27 @@ def test_auto_forward_racing_a_reviewer_leaves_one_complaint(policy: Path, sessi
     assert session.scalar(sa.select(sa.func.count()).select_from(OutboxItem)) == 0
     with session_factory()() as s:
         assert apply_auto_forward(session=s, post_id=post.id) is None
+
+
+def test_handling_summary_medians(forward_env: ForwardEnv, session: Session) -> None:
+    now = datetime.now(UTC)
+    for n, (verify_h, respond_h) in enumerate([(10, 20), (30, 40), (50, None)]):
+        forwarded = now - timedelta(days=5)
+        complaint = Complaint(title=f"Aduan {n}", body="Isi aduan yang cukup panjang.", tracking_id=f"T{n}",
+                              forwarded_at=forwarded)
+        session.add(complaint)
+        session.flush()
+        session.add(ComplaintStatusEvent(complaint_id=complaint.id, status="Belum Terverifikasi", changed_at=forwarded))
+        session.add(ComplaintStatusEvent(complaint_id=complaint.id, status="Terdisposisi",
+                                         changed_at=forwarded + timedelta(hours=verify_h)))
+        if respond_h is not None:
+            session.add(ComplaintStatusEvent(complaint_id=complaint.id, status="Ditindaklanjuti",
+                                             changed_at=forwarded + timedelta(hours=verify_h + respond_h)))
+    old = Complaint(title="Lama", body="Isi aduan lama sekali.", tracking_id="OLD",
+                    forwarded_at=now - timedelta(days=400))
+    session.add(old)
+    session.commit()
+    summary = status_sync.handling_summary(session=session)
+    assert summary["forwarded"] == 3  # the 400-day-old one is outside the default window
+    assert summary["median_verify_hours"] == 30.0 and summary["median_respond_hours"] == 30.0
+    assert summary["median_close_hours"] is None
