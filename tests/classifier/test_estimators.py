@@ -79,3 +79,13 @@ def test_cached_char_wb_transform_matches_scikit_learn() -> None:
         got, expected = ours.transform(texts), reference.transform(texts)
         assert got.shape == expected.shape
         np.testing.assert_allclose(got.toarray(), expected.toarray(), rtol=1e-6)
+
+
+def test_bias_tuning_keeps_probabilities_consistent_with_predictions() -> None:
+    X = TfidfVectorizer().fit_transform(TEXTS)
+    estimator = TemperatureCalibratedClassifier(LinearSVC(), cv=3, tune_bias=True).fit(X, LABELS)
+    assert estimator.bias_.shape == (3,)
+    proba = estimator.predict_proba(X)
+    assert list(estimator.classes_[proba.argmax(axis=1)]) == list(estimator.predict(X))
+    plain = TemperatureCalibratedClassifier(LinearSVC(), cv=3).fit(X, LABELS)
+    assert not plain.bias_.any()
