@@ -228,7 +228,11 @@ class TwitterCollector:
             except (tweepy.Unauthorized, tweepy.Forbidden) as exc:
                 status = exc.response.status_code if exc.response is not None else "?"
                 detail = "; ".join(exc.api_messages) or str(exc)
-                raise SourceAuthError(f"X refused the credentials (HTTP {status}): {detail[:300]}") from None
+                # Failing, not stopped: a 403 can be a plan or permission change an admin fixes on X's
+                # side, so the source keeps trying on its schedule (and says why) instead of waiting.
+                raise SourceAuthError(
+                    f"X refused the credentials (HTTP {status}): {detail[:300]}", stop=False
+                ) from None
             except (tweepy.TwitterServerError, requests.RequestException, ValueError) as exc:
                 attempt += 1
                 reason = _describe(exc)

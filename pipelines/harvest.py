@@ -306,16 +306,19 @@ def run_source(
             session.rollback()
             summary.status = "failed"
             summary.errors.append(exc.reason)
-            state.health = "stopped" if exc.stop else "failing"
+            new_health = "stopped" if exc.stop else "failing"
+            if state.health != new_health or state.last_error != exc.reason[:2000]:
+                # The admin alert: once per change, not on every scheduled run of a failing source.
+                audit.record(
+                    session=session,
+                    actor=ACTOR,
+                    action="harvest.source_stopped" if exc.stop else "harvest.source_failing",
+                    object_type="source",
+                    object_id=source_key,
+                    details={"reason": exc.reason[:500], "run_id": run.id},
+                )
+            state.health = new_health
             state.last_error = exc.reason[:2000]
-            audit.record(
-                session=session,
-                actor=ACTOR,
-                action="harvest.source_stopped" if exc.stop else "harvest.source_failing",
-                object_type="source",
-                object_id=source_key,
-                details={"reason": exc.reason[:500], "run_id": run.id},
-            )
             log.error("harvest source %s %s: %s", source_key, state.health, exc.reason)
         except LeaseLost as exc:
             session.rollback()

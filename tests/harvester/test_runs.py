@@ -141,7 +141,7 @@ def test_cli_harvest_once_status_and_enable_after_stop(
     assert runner.invoke(app, ["harvest", "x-mentions", "--once"]).exit_code == 1
     status = json.loads(runner.invoke(app, ["sources", "status", "--json"]).output)
     row = next(r for r in status if r["key"] == "x-mentions")
-    assert row["health"] == "stopped" and "401" in row["last_error"] and row["last_run_status"] == "failed"
+    assert row["health"] == "failing" and "401" in row["last_error"] and row["last_run_status"] == "failed"
     x_state.expired_tokens.clear()
     assert runner.invoke(app, ["sources", "disable", "x-mentions"]).exit_code == 0
     assert "enabled: false" in harvest_env.path.read_text()
@@ -149,7 +149,7 @@ def test_cli_harvest_once_status_and_enable_after_stop(
     assert runner.invoke(app, ["sources", "enable", "x-mentions"]).exit_code == 0
     assert run_source(source_key="x-mentions").status == "ok"
     actions = list(session.scalars(sa.select(AuditLog.action).order_by(AuditLog.id)))
-    assert actions == ["harvest.source_stopped", "source.disabled", "source.enabled"]
+    assert actions == ["harvest.source_failing", "source.disabled", "source.enabled"]
 
 
 def test_beat_schedule_has_one_entry_per_source(harvest_env: HarvestEnv) -> None:

@@ -37,7 +37,7 @@ def test_sources_page_shows_health_and_switches_a_source(
     admin.login("admin")
     page = admin.client.get("/sumber")
     assert page.status_code == 200
-    assert "Berhenti (token)" in page.text and "HTTP 401" in page.text and "x-search" in page.text
+    assert "Bermasalah" in page.text and "HTTP 401" in page.text and "x-search" in page.text
     admin.token = admin.token or ""
     admin.refresh_token("/sumber")
     assert admin.post("/sumber/x-mentions/nonaktifkan").status_code == 303
@@ -47,6 +47,6 @@ def test_sources_page_shows_health_and_switches_a_source(
     assert run_source(source_key="x-mentions").status == "ok"
     with web.state.session_factory() as s:
         actions = list(s.scalars(sa.select(AuditLog.action).where(AuditLog.object_id == "x-mentions")))
-    assert actions == ["harvest.source_stopped", "source.disabled", "source.enabled"]
+    assert actions == ["harvest.source_failing", "source.disabled", "source.enabled"]
     # Without the CSRF token the switch is refused.
     assert admin.client.post("/sumber/x-mentions/nonaktifkan").status_code in (400, 403)

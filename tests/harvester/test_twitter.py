@@ -125,9 +125,20 @@ def test_expired_token_marks_source_failing_with_a_readable_reason(
     summary = run_source(source_key="x-mentions")
     assert summary.status == "failed"
     state = session.get(SourceState, "x-mentions")
-    assert state is not None and state.health == "stopped"
+    assert state is not None and state.health == "failing"
     assert "HTTP 401" in state.last_error
     assert session.scalar(sa.select(sa.func.count()).select_from(Post)) == 0
+    # Still failing on the next scheduled run: one admin alert, not one per run.
+    assert run_source(source_key="x-mentions").status == "failed"
+    from pipelines.models import AuditLog
+
+    alerts = list(session.scalars(sa.select(AuditLog.action)))
+    assert alerts == ["harvest.source_failing"]
+    # A new token: the next run succeeds and the source is healthy again.
+    x_state.expired_tokens.clear()
+    assert run_source(source_key="x-mentions").status == "ok"
+    session.expire_all()
+    assert session.get(SourceState, "x-mentions").health == "ok"
 
 
 def test_malformed_tweets_are_quarantined_and_the_run_goes_on(
