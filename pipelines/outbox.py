@@ -318,7 +318,9 @@ def deliver(
     config = load_forward_config(settings.forward_policy_file).delivery
     worker = worker or worker_identity()
     with _delivery_session(factory) as session:
-        claim = _claim(session, outbox_id=outbox_id, worker=worker, lease=config.lease_seconds)
+        # The lease must outlast a lookup plus a submission, or a slow worker would be taken over mid-send.
+        lease = max(config.lease_seconds, 3 * settings.http_timeout_seconds)
+        claim = _claim(session, outbox_id=outbox_id, worker=worker, lease=lease)
         if claim is None:
             return DeliveryResult(outbox_id=outbox_id, outcome="skipped")
         sender = sender or cached_sender(settings)
@@ -561,6 +563,26 @@ def retry_dead(
     session.commit()
     session.refresh(item)
     return item
+
+
+def send_manual_items_via_api(*, session: Session, actor: str, limit: int = 10_000) -> list[int]:
+    """After switching a deployment to the API sender: move items waiting for manual entry to the queue (commits)."""
+    ids = list(session.scalars(
+        sa.select(OutboxItem.id).where(OutboxItem.state == OutboxState.AWAITING_MANUAL.value).limit(limit)
+    ))
+    if not ids:
+        return []
+    now = utcnow()
+    session.execute(
+        sa.update(OutboxItem)
+        .where(OutboxItem.id.in_(ids), OutboxItem.state == OutboxState.AWAITING_MANUAL.value)
+        .values(state=OutboxState.PENDING.value, sender="api", next_attempt_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    audit.record(session=session, actor=actor, action="outbox.manual_to_api", object_type="outbox",
+                 object_id="", details={"outbox_ids": ids[:1000], "count": len(ids)})
+    session.commit()
+    return ids
 
 
 # --- Queries for the web app and the CLI --------------------------------------------------------

@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
     outbox_app.command("list")(outbox_list)
     outbox_app.command("show")(outbox_show)
     outbox_app.command("retry")(outbox_retry)
+    outbox_app.command("manual-to-api")(outbox_manual_to_api)
     app.add_typer(outbox_app, name="outbox")
 
     forward_app = typer.Typer(help="Forwarding to LAPOR!: deliver now, sync statuses.", no_args_is_help=True)
@@ -150,6 +151,23 @@ def outbox_retry(
     for one in retried:
         schedule_delivery(one)
     console.print(f"retried {len(retried)} item(s)")
+
+
+def outbox_manual_to_api() -> None:
+    """After switching JARING_LAPOR_SENDER to api: send the items still waiting for manual entry."""
+    from jaring.db import session_factory
+    from jaring.settings import get_settings
+    from pipelines import outbox
+    from pipelines.tasks.forward import schedule_delivery
+
+    if get_settings().lapor_sender != "api":
+        errors.print("[red]JARING_LAPOR_SENDER is not 'api'; nothing moved[/red]")
+        raise typer.Exit(1)
+    with session_factory()() as session:
+        ids = outbox.send_manual_items_via_api(session=session, actor=CLI_ACTOR)
+    for one in ids:
+        schedule_delivery(one)
+    console.print(f"moved {len(ids)} item(s) to the API sender")
 
 
 def forward_deliver(

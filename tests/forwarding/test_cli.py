@@ -60,3 +60,19 @@ def test_manual_record(forward_env: ForwardEnv, session: Session, monkeypatch: p
     assert stored.tracking_id == "5216807" and stored.lapor_status == "Terdisposisi"  # type: ignore[union-attr]
     again = runner.invoke(app, ["manual", "record", "--complaint", str(complaint.id), "--tracking-id", "1"])
     assert again.exit_code == 1
+
+
+def test_manual_items_move_to_the_api_sender(
+    forward_env: ForwardEnv, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JARING_LAPOR_SENDER", "manual")
+    reset_settings_cache()
+    complaint = add_complaint(session)
+    outbox_id = outbox.enqueue(session=session, complaint=complaint, actor="rina").id
+    session.commit()
+    assert runner.invoke(app, ["outbox", "manual-to-api"]).exit_code == 1  # still configured manual
+    monkeypatch.setenv("JARING_LAPOR_SENDER", "api")
+    reset_settings_cache()
+    assert "moved 1" in run("outbox", "manual-to-api")
+    assert outbox.deliver(outbox_id=outbox_id).outcome == "sent"
+    assert len(forward_env.state.reports) == 1

@@ -82,8 +82,9 @@ def test_worker_killed_after_sending_before_storing_leaves_exactly_one_complaint
     state.honour_idempotency = False
     state.hang_next_submits, state.hang_seconds = 1, 60
     [outbox_id] = queue_complaints(session, 1)
-    # The HTTP timeout is long so the worker is still waiting for LAPOR! when it dies.
-    worker = start_worker(celery_processes, forward_env, broker_url, JARING_HTTP_TIMEOUT_SECONDS="30")
+    # The HTTP timeout (5 s) is long enough that the worker is still waiting for LAPOR! when it dies;
+    # its claim lasts max(lease, 3 x timeout) = 15 s, then the sweep hands the item to the new worker.
+    worker = start_worker(celery_processes, forward_env, broker_url, JARING_HTTP_TIMEOUT_SECONDS="5")
     client.send_task("jaring.forward.deliver", args=[outbox_id])
     assert state.hung.wait(60), celery_processes.logs()
     os.killpg(worker.pid, signal.SIGKILL)
