@@ -33,13 +33,24 @@ def indonesian_words() -> frozenset[str]:
     return frozenset(words)
 
 
+# Frequent function words of other languages posts may arrive in (French, Spanish, Portuguese, German).
+_OTHER_FUNCTION_WORDS = frozenset(
+    " ".join((
+        "le la les des une est et pour dans avec sur pas qui que du au ce il elle nous vous sont",
+        "el los las una es y para con por del al como pero muy esta este",
+        "os uma não com em do da na um",
+        "der die das und ist nicht mit ein eine zu auf für von den dem sich",
+    )).split(" ")
+)
+
+
 @functools.lru_cache(maxsize=1)
 def _function_words() -> tuple[frozenset[str], frozenset[str]]:
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-    english = frozenset(ENGLISH_STOP_WORDS) - {"di", "ke"}
-    indonesian = (frozenset(stop_words()) | {"yg", "gak", "ga", "nggak", "sdh", "udah", "aja"}) - english
-    return indonesian, english
+    indonesian = frozenset(stop_words()) | {"yg", "gak", "ga", "nggak", "sdh", "udah", "aja"}
+    foreign = (frozenset(ENGLISH_STOP_WORDS) | _OTHER_FUNCTION_WORDS) - indonesian_words()
+    return indonesian - foreign, foreign
 
 
 def language_evidence(text: str) -> tuple[int, float, int, int]:

@@ -24,3 +24,19 @@ from classifier.guard import BINARY, EMPTY, NOT_INDONESIAN, TOO_LONG, unusable_r
 )
 def test_unusable_reason(text: object, reason: str) -> None:
     assert unusable_reason(text) == reason
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Le gouvernement a annoncé une nouvelle politique pour les transports publics dans la ville",
+        "El gobierno anunció una nueva política para el transporte público de la ciudad",
+        "Die Regierung hat eine neue Politik für den öffentlichen Verkehr in der Stadt angekündigt",
+    ],
+)
+def test_other_languages_are_recognised(text: str) -> None:
+    assert unusable_reason(text) == NOT_INDONESIAN
+
+
+def test_indonesian_with_a_number_abbreviation_is_kept() -> None:
+    assert unusable_reason("no meter PDAM jl purwakarta no 3 air tidak mengalir dari kemarin") == ""
