@@ -187,7 +187,7 @@ def baseline_pages(url: str, items: list[RawItem], batch: int) -> list[float]:
     times = []
     try:
         for start in range(0, len(items), batch):
-            rows = [
+            rows: list[dict[str, Any]] = [
                 {
                     "platform": i.platform,
                     "external_id": i.external_id,
@@ -234,7 +234,7 @@ def bucket_rows(url: str, items: list[RawItem]) -> int:
     total = 0
     with engine.connect() as conn:
         for start in range(0, len(ordered), 500):
-            total += conn.scalar(
+            total += conn.scalar(  # type: ignore[operator]
                 sa.select(sa.func.count())
                 .select_from(dedupe.BANDS_TABLE)
                 .where(dedupe.BANDS_TABLE.c.band.in_(ordered[start : start + 500]))
@@ -290,7 +290,7 @@ def bench_backend(name: str, make_db: Any, args: argparse.Namespace) -> dict[str
         total_seconds = time.perf_counter() - began
         engine = make_engine(url)
         with engine.connect() as conn:
-            stored = conn.scalar(sa.select(sa.func.count()).select_from(Post))
+            stored = int(conn.scalar(sa.select(sa.func.count()).select_from(Post)) or 0)
             grouped = conn.scalar(
                 sa.select(sa.func.count()).select_from(Post).where(Post.duplicate_of_id.is_not(None))
             )

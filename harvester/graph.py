@@ -217,7 +217,7 @@ def parse_fb_post(post: object) -> RawItem | QuarantinedItem:
     message = post.get("message", "")
     if not isinstance(message, str):
         return QuarantinedItem.of("facebook", f"post {post['id']} has a non-text message", post)
-    author = post.get("from") if isinstance(post.get("from"), dict) else {}
+    author: dict[str, Any] = post["from"] if isinstance(post.get("from"), dict) else {}
     media = []
     attachments = post.get("attachments")
     if isinstance(attachments, dict):
@@ -248,7 +248,7 @@ def parse_fb_comment(comment: object, post_id: str | None) -> RawItem | Quaranti
     message = comment.get("message", "")
     if created is None or not isinstance(message, str):
         return QuarantinedItem.of("facebook", f"comment {comment['id']} lacks created_time or text", comment)
-    author = comment.get("from") if isinstance(comment.get("from"), dict) else {}
+    author: dict[str, Any] = comment["from"] if isinstance(comment.get("from"), dict) else {}
     parent = comment.get("parent") if isinstance(comment.get("parent"), dict) else None
     attachment = comment.get("attachment") if isinstance(comment.get("attachment"), dict) else None
     post_id = post_id or comment["id"].split("_")[0]
@@ -300,8 +300,8 @@ def parse_ig_comment(comment: object, media_id: str | None) -> RawItem | Quarant
     text = comment.get("text", "")
     if created is None or not isinstance(text, str):
         return QuarantinedItem.of("instagram", f"comment {comment['id']} lacks timestamp or text", comment)
-    author = comment.get("from") if isinstance(comment.get("from"), dict) else {}
-    media = comment.get("media") if isinstance(comment.get("media"), dict) else {}
+    author: dict[str, Any] = comment["from"] if isinstance(comment.get("from"), dict) else {}
+    media: dict[str, Any] = comment["media"] if isinstance(comment.get("media"), dict) else {}
     media_id = media_id or str(media.get("id") or "") or None
     return RawItem(
         platform="instagram",
@@ -485,8 +485,8 @@ class InstagramCollector:
             yield from self.client.drain()
             items: list[RawItem | QuarantinedItem] = []
             older = 0
-            rows = _data(body, "instagram", items)
-            for row in rows:
+            listed = _data(body, "instagram", items)
+            for row in listed:
                 parsed = parse_ig_media(row)
                 if isinstance(parsed, RawItem) and parsed.created_at:
                     if parsed.created_at < since:
@@ -495,7 +495,7 @@ class InstagramCollector:
                     newest = max(newest, parsed.created_at) if newest else parsed.created_at
                 items.append(parsed)
             yield Page(stream=tags_cursor, items=items)
-            if rows and older == len(rows):
+            if listed and older == len(listed):
                 break
         yield from self.client.drain()
         if newest:
@@ -508,7 +508,7 @@ class InstagramCollector:
             f"{account}/media", {"fields": "id,timestamp", "limit": self.page_size}
         ):
             yield from self.client.drain()
-            rows = body.get("data") if isinstance(body.get("data"), list) else []
+            rows: list[Any] = body["data"] if isinstance(body.get("data"), list) else []
             stamps = [(r.get("id"), parse_time(r.get("timestamp"))) for r in rows if isinstance(r, dict)]
             own_media += [str(i) for i, t in stamps if i and t and t >= window_start]
             if stamps and all(t is not None and t < window_start for _, t in stamps):

@@ -33,11 +33,12 @@ class RebasingSession(requests.Session):
             return self.base + url[len(self.upstream) :]
         return url
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
         target = url.decode() if isinstance(url, bytes) else url
-        return super().request(method, self.rebase(target), *args, **kwargs)
+        verb = method.decode() if isinstance(method, bytes) else method
+        return super().request(verb, self.rebase(target), *args, **kwargs)
 
 
 @dataclass

@@ -317,7 +317,7 @@ def parse_tweet(
     ]
     original = next((r["id"] for r in refs if r["type"] in ("retweeted", "quoted")), None)
     parent = next((r["id"] for r in refs if r["type"] == "replied_to"), None)
-    raw = {"tweet": tweet, "author": author or None, "media": media_items, "place": place}
+    raw: dict[str, Any] = {"tweet": tweet, "author": author or None, "media": media_items, "place": place}
     if reference:
         raw["_ref"] = True
     handle = str(author.get("username", ""))

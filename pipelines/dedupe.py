@@ -42,7 +42,8 @@ _A = _rng.integers(1, _PRIME, NUM_PERM, dtype=np.int64)
 _B = _rng.integers(0, _PRIME, NUM_PERM, dtype=np.int64)
 _BAND_MULT = _rng.integers(1, 1 << 62, ROWS, dtype=np.int64).astype(np.uint64) | np.uint64(1)
 _BAND_SALT = _rng.integers(1, 1 << 62, BANDS, dtype=np.int64).astype(np.uint64)
-BANDS_TABLE = PostSimhashBand.__table__
+BANDS_TABLE: sa.Table = PostSimhashBand.__table__  # type: ignore[assignment]
+POSTS_TABLE: sa.Table = Post.__table__  # type: ignore[assignment]
 
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _HANDLE = re.compile(r"(?<!\w)@[\w.]+")
@@ -175,7 +176,6 @@ def annotate(*, session: Session, posts: Iterable[Fingerprint]) -> int:
     conn = session.connection()
     postgres = conn.dialect.name == "postgresql"
     step = len(wanted) if postgres else 500  # PostgreSQL: one query with an array parameter
-    posts = Post.__table__
     for start in range(0, len(wanted), max(step, 1)):
         chunk = wanted[start : start + step]
         condition = (
@@ -183,14 +183,18 @@ def annotate(*, session: Session, posts: Iterable[Fingerprint]) -> int:
             if postgres
             else BANDS_TABLE.c.band.in_(chunk)
         )
-        rows = conn.execute(
+        matches = conn.execute(
             sa.select(
-                BANDS_TABLE.c.band, posts.c.id, posts.c.text, posts.c.dup_group_id, posts.c.content_hash
+                BANDS_TABLE.c.band,
+                POSTS_TABLE.c.id,
+                POSTS_TABLE.c.text,
+                POSTS_TABLE.c.dup_group_id,
+                POSTS_TABLE.c.content_hash,
             )
-            .join(posts, posts.c.id == BANDS_TABLE.c.post_id)
+            .join(POSTS_TABLE, POSTS_TABLE.c.id == BANDS_TABLE.c.post_id)
             .where(condition)
         )
-        for band, post_id, text, group, chash in rows:
+        for band, post_id, text, group, chash in matches:
             candidates.setdefault(band, []).append(post_id)
             if post_id not in roots:
                 roots[post_id] = _Root(post_id, shingles(normalise(text)), group, chash)
@@ -248,10 +252,10 @@ def annotate(*, session: Session, posts: Iterable[Fingerprint]) -> int:
         )
     elif new_bands:
         conn.execute(sa.insert(BANDS_TABLE), new_bands)
-    rows: list[dict[str, object]] = [
+    changes: list[dict[str, object]] = [
         {"b_id": root_id, "b_group": group} for root_id, group in group_roots.items()
     ]
-    rows += [
+    changes += [
         {
             "b_id": u["id"],
             "b_group": u["dup_group_id"],
@@ -261,20 +265,20 @@ def annotate(*, session: Session, posts: Iterable[Fingerprint]) -> int:
         for u in updates
     ]
     # Sorted by id so concurrent workers lock rows in the same order.
-    rows.sort(key=lambda r: int(str(r["b_id"])))
-    roots_only = [r for r in rows if "b_of" not in r]
-    members = [r for r in rows if "b_of" in r]
+    changes.sort(key=lambda r: int(str(r["b_id"])))
+    roots_only = [r for r in changes if "b_of" not in r]
+    members = [r for r in changes if "b_of" in r]
     if roots_only:
         conn.execute(
-            sa.update(posts)
-            .where(posts.c.id == sa.bindparam("b_id"))
+            sa.update(POSTS_TABLE)
+            .where(POSTS_TABLE.c.id == sa.bindparam("b_id"))
             .values(dup_group_id=sa.bindparam("b_group")),
             roots_only,
         )
     if members:
         conn.execute(
-            sa.update(posts)
-            .where(posts.c.id == sa.bindparam("b_id"))
+            sa.update(POSTS_TABLE)
+            .where(POSTS_TABLE.c.id == sa.bindparam("b_id"))
             .values(
                 dup_group_id=sa.bindparam("b_group"),
                 duplicate_of_id=sa.bindparam("b_of"),

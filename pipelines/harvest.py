@@ -110,7 +110,7 @@ def acquire_lease(*, session: Session, source_key: str, owner: str, now: datetim
         .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=seconds))
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return result.rowcount == 1  # type: ignore[attr-defined]
 
 
 def renew_lease(*, session: Session, source_key: str, owner: str, now: datetime, seconds: int) -> bool:
@@ -121,7 +121,7 @@ def renew_lease(*, session: Session, source_key: str, owner: str, now: datetime,
         .values(lease_expires_at=now + timedelta(seconds=seconds))
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return result.rowcount == 1  # type: ignore[attr-defined]
 
 
 def release_lease(*, session: Session, source_key: str, owner: str) -> None:
@@ -203,7 +203,7 @@ def build_collector(source: SourceConfig, settings: Settings, waiter: Waiter) ->
         timeout=timeout,
         waiter=waiter,
     )
-    common = {
+    common: dict[str, Any] = {
         "overlap": timedelta(minutes=source.overlap_minutes),
         "first_run_lookback": timedelta(hours=source.first_run_lookback_hours),
         "comment_window": timedelta(days=source.comment_window_days),

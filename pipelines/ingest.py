@@ -52,7 +52,7 @@ class IngestResult:
         self.quarantine_ids += other.quarantine_ids
 
 
-POSTS = Post.__table__
+POSTS: sa.Table = Post.__table__  # type: ignore[assignment]
 
 
 def _insert(session: Session) -> Any:
@@ -396,7 +396,7 @@ def _record_edit(
         )
         .execution_options(synchronize_session=False)
     )
-    if updated.rowcount != 1:
+    if updated.rowcount != 1:  # type: ignore[attr-defined]
         return False
     session.execute(
         sa.insert(PostVersion).values(

@@ -244,7 +244,7 @@ class GraphState:
             if isinstance(created, str):
                 created = datetime.fromisoformat(created.replace("Z", "+00:00"))
             if created is None and get("minutes_ago") is not None:
-                created = self.now() - timedelta(minutes=float(get("minutes_ago")))
+                created = self.now() - timedelta(minutes=float(get("minutes_ago") or 0))
             author = str(get("author_name") or get("author") or "Warga Kupang")
             author_ref = (str(5000 + index), author)
             if platform == "facebook" and kind == "comment":
