@@ -16,7 +16,9 @@ from classifier.pipeline import HEADS, HeadConfig, baseline_config
 from classifier.training import HeadData, Progress, cross_validate, default_configs, load_head_data
 
 # Normaliser switches the ablation flips, one at a time, starting from the head's configuration.
-ABLATION_STEPS = ("markers", "keep_handles", "lexicon", "kupang", "repeats", "numbers", "stopwords", "stem")
+ABLATION_STEPS = (
+    "markers", "keep_handles", "lexicon", "kupang", "repeats", "numbers", "stopwords", "stem", "punctuation",
+)
 
 
 def save_confusion_png(report: dict[str, Any], title: str, path: Path) -> None:

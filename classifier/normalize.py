@@ -35,6 +35,8 @@ _REDUPLICATION = re.compile(r"\b([a-z]{2,})2\b")  # "jalan2" -> "jalan jalan"
 _NUMBER_UNIT = re.compile(r"\b(\d+(?:[.,]\d+)*)\s?(km|m|cm|kg|rb|ribu|jt|juta|jam|menit|hari|persen)\b")
 _NUMBER = re.compile(r"\b\d+(?:[.,]\d+)*\b")
 _REPEATS = re.compile(r"([a-z])\1{2,}")
+_QUESTION = re.compile(r"\?+")
+_EXCLAIM = re.compile(r"!+")
 _TOKEN = re.compile(r"@\w+|\w+", re.UNICODE)
 
 
@@ -92,6 +94,7 @@ def normalize_text(
     numbers: bool = True,
     stopwords: bool = False,
     stem: bool = False,
+    punctuation: bool = False,
 ) -> str:
     """Normalise one post into a space-separated token string."""
     text = text.lower()
@@ -107,6 +110,9 @@ def normalize_text(
         text = _NUMBER_UNIT.sub(r" xnum xunit\2 ", text)
         text = _NUMBER.sub(" xnum ", text)
     text = _REDUPLICATION.sub(r"\1 \1", text)
+    if punctuation:  # questions and exclamations carry intent (asking vs complaining)
+        text = _QUESTION.sub(" xquestion ", text)
+        text = _EXCLAIM.sub(" xexclaim ", text)
     if repeats:
         text = _REPEATS.sub(r"\1", text)
     table = merged_lexicon(lexicon, kupang) if (lexicon or kupang) else {}
@@ -137,6 +143,7 @@ class TextNormalizer(TransformerMixin, BaseEstimator):
         numbers: bool = True,
         stopwords: bool = False,
         stem: bool = False,
+        punctuation: bool = False,
     ) -> None:
         self.markers = markers
         self.keep_handles = keep_handles
@@ -146,6 +153,7 @@ class TextNormalizer(TransformerMixin, BaseEstimator):
         self.numbers = numbers
         self.stopwords = stopwords
         self.stem = stem
+        self.punctuation = punctuation
 
     def fit(self, X: Iterable[str], y: Any = None) -> TextNormalizer:
         """Nothing to learn; records the lexicon size so the fitted state is visible."""

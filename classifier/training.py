@@ -70,7 +70,10 @@ def default_configs() -> dict[str, HeadConfig]:
     heads 0.006-0.007, so only agency stems. LAPOR! reports of four agencies lift the tweet topic head's
     rare topics (adminduk, kesehatan, pendidikan, perizinan: +0.04 macro-F1). Complaint tweets mapped to
     agencies (``auxiliary`` on the agency head) were neutral alone and -0.02 together with stemming, so
-    they are off.
+    they are off. Tried and left off (grouped 5-fold CV, within noise or worse): sigmoid one-vs-rest
+    calibration (topic -0.05), LAPOR! reports as extra relevance ``keluhan`` rows (-0.009), ignoring
+    the ``copies`` weights (-0.001), ``?``/``!`` marker tokens (+0.000/+0.004), per-class margin offsets
+    tuned for macro-F1 (-0.002 to -0.02), ridge and logistic regression instead of LinearSVC.
     """
     return {
         "relevance": HeadConfig(),

@@ -69,3 +69,8 @@ def test_bounded_stemmer_cache_is_bounded(size: int) -> None:
     for word in ("satu", "dua", "tiga", "empat", "lima"):
         stemmer.stem(word)
     assert len(stemmer._cache) <= size
+
+
+def test_question_and_exclamation_markers_are_a_switch() -> None:
+    assert normalize_text("kapan diperbaiki??? parah!!!", punctuation=True) == "kapan diperbaiki xquestion parah xexclaim"
+    assert normalize_text("kapan diperbaiki??? parah!!!") == "kapan diperbaiki parah"
