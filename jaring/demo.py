@@ -291,8 +291,8 @@ def run_once() -> dict[str, Any]:
             due = outbox.due_ids(session=session)
         delivered = []
         for outbox_id in sorted(set(outcome.outbox_ids) | set(due)):
-            result = outbox.deliver(outbox_id=outbox_id)
-            if result.outcome == "sent":
+            delivery = outbox.deliver(outbox_id=outbox_id)
+            if delivery.outcome == "sent":
                 delivered.append(outbox_id)
         with session_scope() as session:
             tracking = (

@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 
@@ -20,7 +21,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 class RunningServer:
     """A uvicorn server running in a daemon thread; stop it with ``stop()`` or a ``with`` block."""
 
-    def __init__(self, app: object, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.host = host
         self.port = port or free_port(host)
         config = uvicorn.Config(app, host=host, port=self.port, log_level="warning", lifespan="off")
@@ -56,6 +57,6 @@ class RunningServer:
         self.stop()
 
 
-def serve_app(app: object, host: str = "127.0.0.1", port: int | None = None) -> RunningServer:
+def serve_app(app: Any, host: str = "127.0.0.1", port: int | None = None) -> RunningServer:
     """Start ``app`` on a free port (or ``port``) and return the running server."""
     return RunningServer(app, host=host, port=port).start()

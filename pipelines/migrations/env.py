@@ -1,6 +1,7 @@
 """Alembic environment: the URL comes from the caller's config or from Jaring's settings."""
 
 from alembic import context
+from sqlalchemy.engine import Connection
 
 import pipelines.models  # noqa: F401 - registers every table on Base.metadata
 from jaring.db import Base, make_engine
@@ -31,7 +32,7 @@ def run_migrations_online() -> None:
     engine.dispose()
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
