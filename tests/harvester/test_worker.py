@@ -1,4 +1,4 @@
-"""The harvest task in a real Celery worker: beat-style task by name → harvest → classify queued."""
+"""The harvest task in a real Celery worker: a task sent by name harvests, then queues classification."""
 
 from __future__ import annotations
 
@@ -49,9 +49,13 @@ def test_worker_harvests_then_queues_classification(
     )
     producer = create_app(Settings(data_dir=tmp_path, broker_url=redis_url))
     producer.send_task("jaring.harvest.run_source", args=["x-mentions"])
-    posts, classified = wait_for(
-        lambda: (c := _counts(configured_db))[1] == 12 and c,
-        timeout=90,
-        what="harvest then classify in the worker",
+    # Harvested by the worker, then classification handed to the classify queue (what the classifier
+    # then does is the classify stage's business and tested there).
+    wait_for(lambda: _counts(configured_db)[0] == 12, timeout=90, what="the worker to harvest")
+    wait_for(
+        lambda: "Task jaring.classify.posts[" in celery_processes.logs(),
+        timeout=60,
+        what="classification queued by the harvest task",
     )
-    assert posts == 12 and classified == 12, celery_processes.logs()[-2000:]
+    assert "jaring.harvest.run_source" in celery_processes.logs()
+    assert _counts(configured_db)[0] == 12
