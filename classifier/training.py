@@ -66,7 +66,11 @@ class ReviewRow:
 def default_configs() -> dict[str, HeadConfig]:
     """The configuration each head ships with, chosen by grouped CV (see the model card's evaluation).
 
-    Stemming helped only the agency head (long, formal LAPOR! text: +0.008 macro-F1) and cost the tweet
+    The ablation (models/20261127-232314/evaluation/evaluation.json) kept every step that helped a
+    head: markers and @handles help all heads; the colloquial lexicon and number tokens help relevance
+    and agency but cost topic 0.006 each (off for topic: +0.007 together). The Kupang overlay is
+    neutral on the Bandung/LAPOR! data (it has no Kupang Malay) and stays for the Kupang posts the
+    product reads. Stemming helped only the agency head (long, formal LAPOR! text: +0.008 macro-F1) and cost the tweet
     heads 0.006-0.007, so only agency stems. LAPOR! reports of four agencies lift the tweet topic head's
     rare topics (adminduk, kesehatan, pendidikan, perizinan: +0.04 macro-F1). Complaint tweets mapped to
     agencies (``auxiliary`` on the agency head) were neutral alone and -0.02 together with stemming, so
@@ -77,7 +81,9 @@ def default_configs() -> dict[str, HeadConfig]:
     """
     return {
         "relevance": HeadConfig(),
-        "topic": HeadConfig(C=1.0, auxiliary=True, auxiliary_weight=0.5),
+        "topic": HeadConfig(
+            C=1.0, auxiliary=True, auxiliary_weight=0.5, normalizer={"lexicon": False, "numbers": False}
+        ),
         "agency": HeadConfig(normalizer={"stem": True}),
     }
 
