@@ -174,6 +174,21 @@ def save_checkpoint(*, session: Session, source_key: str, cursor: str, value: st
     return True
 
 
+def prune_checkpoints(*, session: Session, source: SourceConfig, now: datetime) -> int:
+    """Forget per-post comment cursors untouched for longer than the comment window (posts too old to scan)."""
+    horizon = now - timedelta(days=source.comment_window_days + 2)
+    result = session.execute(
+        sa.delete(Checkpoint)
+        .where(
+            Checkpoint.source_key == source.key,
+            Checkpoint.cursor.like("comments:%"),
+            Checkpoint.updated_at < horizon,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 # -- collectors -----------------------------------------------------------------------------------
 
 
@@ -295,6 +310,7 @@ def run_source(
         waiter = Waiter(sleep=sleep or time.sleep, clock=clock, max_wait_seconds=source.max_wait_seconds)
         try:
             _collect(session, source, settings, waiter, run, summary, owner, now)
+            prune_checkpoints(session=session, source=source, now=now())
             summary.status = "ok"
             state.health, state.last_success_at, state.backoff_until, state.last_error = "ok", now(), None, ""
         except RateLimited as exc:

@@ -173,3 +173,21 @@ def test_instagram_tags_and_comments_on_own_media(
     nested = session.scalars(sa.select(Post).where(Post.external_id == citizen_reply)).one()
     assert nested.parent_external_id == comments[0] and nested.thread_external_id == own
     assert run_source(source_key="ig").new_post_ids == []
+
+
+def test_old_comment_cursors_are_pruned(
+    harvest_env: HarvestEnv, graph_state: GraphState, session: Session
+) -> None:
+    from pipelines.harvest import save_checkpoint
+
+    old = datetime.now(UTC) - timedelta(days=30)
+    save_checkpoint(
+        session=session, source_key="fb", cursor="comments:1_2", value="2026-01-01T00:00:00+0000", now=old
+    )
+    save_checkpoint(
+        session=session, source_key="fb", cursor="feed:x", value="2026-01-01T00:00:00+0000", now=old
+    )
+    session.commit()
+    assert run_source(source_key="fb").status == "ok"
+    cursors = set(session.scalars(sa.select(Checkpoint.cursor)))
+    assert "comments:1_2" not in cursors and "feed:x" in cursors
