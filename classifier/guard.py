@@ -18,6 +18,7 @@ BINARY = "biner"
 TOO_LONG = "terlalu_panjang"
 NOT_INDONESIAN = "bukan_bahasa_indonesia"
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffd]")
 _WORD = re.compile(r"[^\W\d_]{2,}", re.UNICODE)
 _STRIP = re.compile(r"(?:https?://\S+|@\w+|#\w+)")
 
@@ -87,7 +88,7 @@ def unusable_reason(text: object) -> str:
     if len(text) > MAX_CHARS:
         return TOO_LONG
     sample = text[:4000]
-    control = sum(1 for ch in sample if (ord(ch) < 32 and ch not in "\t\r\n") or ch == "\ufffd")
+    control = len(_CONTROL.findall(sample))
     if "\x00" in sample or control / len(sample) > 0.05:
         return BINARY
     n_words, share, id_hits, en_hits = language_evidence(sample)

@@ -83,20 +83,16 @@ def stop_words() -> frozenset[str]:
     return frozenset(StopWordRemoverFactory().get_stop_words()) - keep
 
 
-def normalize_text(
-    text: str,
-    *,
-    markers: bool = True,
-    keep_handles: bool = True,
-    lexicon: bool = True,
-    kupang: bool = True,
-    repeats: bool = True,
-    numbers: bool = True,
-    stopwords: bool = False,
-    stem: bool = False,
-    punctuation: bool = False,
-) -> str:
-    """Normalise one post into a space-separated token string."""
+_REGEX_OPTIONS = ("markers", "keep_handles", "numbers", "repeats", "punctuation")
+_TOKEN_OPTIONS = ("lexicon", "kupang", "stopwords", "stem")
+_TOKEN_CACHE_LIMIT = 200_000
+_token_caches: dict[tuple[bool, ...], dict[str, tuple[str, ...]]] = {}
+
+
+def _regex_stage(
+    text: str, *, markers: bool, keep_handles: bool, numbers: bool, repeats: bool, punctuation: bool
+) -> list[str]:
+    """Lower-case, turn URLs/mentions/hashtags/emoji/numbers into markers, tokenise."""
     text = text.lower()
     if markers:
         text = _URL.sub(" xurl ", text)
@@ -115,19 +111,70 @@ def normalize_text(
         text = _EXCLAIM.sub(" xexclaim ", text)
     if repeats:
         text = _REPEATS.sub(r"\1", text)
+    return _TOKEN.findall(text)
+
+
+def _map_token(token: str, table: dict[str, str], drop: frozenset[str], stem: bool) -> tuple[str, ...]:
+    mapped = table.get(token, token)
+    out = []
+    for word in mapped.split() if " " in mapped else (mapped,):
+        if word in drop:
+            continue
+        if stem and word[0] != "@":
+            word = shared_stemmer().stem(word)
+        out.append(word)
+    return tuple(out)
+
+
+def _token_stage(tokens: list[str], *, lexicon: bool, kupang: bool, stopwords: bool, stem: bool) -> str:
+    """Slang → formal (Kupang overlay first), stop-words, stemming; memoised per token and setting."""
+    key = (lexicon, kupang, stopwords, stem)
+    cache = _token_caches.setdefault(key, {})
+    if len(cache) > _TOKEN_CACHE_LIMIT:
+        cache.clear()
     table = merged_lexicon(lexicon, kupang) if (lexicon or kupang) else {}
     drop = stop_words() if stopwords else frozenset()
-    stemmer = shared_stemmer() if stem else None
     out: list[str] = []
-    for token in _TOKEN.findall(text):
-        mapped = table.get(token, token)
-        for word in mapped.split() if " " in mapped else (mapped,):
-            if word in drop:
-                continue
-            if stemmer is not None and word[0] != "@":
-                word = stemmer.stem(word)
-            out.append(word)
+    for token in tokens:
+        mapped = cache.get(token)
+        if mapped is None:
+            mapped = cache[token] = _map_token(token, table, drop, stem)
+        out.extend(mapped)
     return " ".join(out)
+
+
+def normalize_text(
+    text: str,
+    *,
+    markers: bool = True,
+    keep_handles: bool = True,
+    lexicon: bool = True,
+    kupang: bool = True,
+    repeats: bool = True,
+    numbers: bool = True,
+    stopwords: bool = False,
+    stem: bool = False,
+    punctuation: bool = False,
+) -> str:
+    """Normalise one post into a space-separated token string."""
+    tokens = _regex_stage(
+        text, markers=markers, keep_handles=keep_handles, numbers=numbers, repeats=repeats, punctuation=punctuation
+    )
+    return _token_stage(tokens, lexicon=lexicon, kupang=kupang, stopwords=stopwords, stem=stem)
+
+
+def normalize_many(texts: list[str], settings: list[dict[str, Any]]) -> list[list[str]]:
+    """Normalise ``texts`` under several settings at once, sharing the regex stage where they agree."""
+    regex_keys = [tuple(opts[k] for k in _REGEX_OPTIONS) for opts in settings]
+    outputs: list[list[str]] = [[] for _ in settings]
+    for text in texts:
+        tokens_by_key: dict[tuple[bool, ...], list[str]] = {}
+        for n, (opts, regex_key) in enumerate(zip(settings, regex_keys, strict=True)):
+            tokens = tokens_by_key.get(regex_key)
+            if tokens is None:
+                tokens = tokens_by_key[regex_key] = _regex_stage(text, **{k: opts[k] for k in _REGEX_OPTIONS})
+            outputs[n].append(_token_stage(tokens, **{k: opts[k] for k in _TOKEN_OPTIONS}))
+    return outputs
 
 
 class TextNormalizer(TransformerMixin, BaseEstimator):

@@ -23,6 +23,7 @@ import numpy as np
 
 from classifier.guard import unusable_reason
 from classifier.labels import FALLBACK_LABELS
+from classifier.normalize import TextNormalizer, normalize_many
 from classifier.pipeline import HEADS, linear_weights, predict_scores
 
 MODEL_FILE = "model.skops"
@@ -114,14 +115,20 @@ class LoadedModel:
     def _normalised(self, texts: list[str]) -> dict[str, list[str]]:
         """Normalised texts per head, computing each distinct normaliser only once."""
         by_key: dict[Any, list[str]] = {}
-        out: dict[str, list[str]] = {}
-        for head, pipe in self.heads.items():
+        pending: dict[Any, dict[str, Any]] = {}
+        for pipe in self.heads.values():
             normalizer = pipe.steps[0][1]
             key = normalizer.cache_key()
-            if key not in by_key:
+            if key in by_key or key in pending:
+                continue
+            if isinstance(normalizer, TextNormalizer):
+                pending[key] = normalizer.get_params()  # done together below
+            else:
                 by_key[key] = normalizer.transform(texts)
-            out[head] = by_key[key]
-        return out
+        if pending:
+            for key, result in zip(pending, normalize_many(texts, list(pending.values())), strict=True):
+                by_key[key] = result
+        return {head: by_key[pipe.steps[0][1].cache_key()] for head, pipe in self.heads.items()}
 
     def predict_proba(self, texts: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """head → (classes, probability matrix) for texts assumed usable."""
@@ -141,14 +148,17 @@ class LoadedModel:
         predictions: list[Prediction | None] = [None] * len(texts)
         if usable:
             probs = self.predict_proba([texts[i] for i in usable])
+            tables = {
+                head: ([str(c) for c in classes], matrix.argmax(axis=1).tolist(), matrix.tolist(),
+                       np.round(matrix, 4).tolist())
+                for head, (classes, matrix) in probs.items()
+            }
             for row, i in enumerate(usable):
                 labels: dict[str, tuple[str, float]] = {}
                 scores: dict[str, dict[str, float]] = {}
-                for head, (classes, matrix) in probs.items():
-                    dist = matrix[row]
-                    best = int(np.argmax(dist))
-                    labels[head] = (str(classes[best]), float(dist[best]))
-                    scores[head] = {str(c): round(float(p), 4) for c, p in zip(classes, dist, strict=True)}
+                for head, (names, best, exact, rounded) in tables.items():
+                    labels[head] = (names[best[row]], exact[row][best[row]])
+                    scores[head] = dict(zip(names, rounded[row], strict=True))
                 predictions[i] = Prediction(
                     relevance=labels["relevance"][0],
                     relevance_score=labels["relevance"][1],

@@ -100,8 +100,14 @@ def _strip_prefixes(word: str) -> list[str]:
     return forms
 
 
+_ANY_SUFFIX = _PARTICLES + _POSSESSIVES + _SUFFIXES
+_ANY_PREFIX = _PLAIN_PREFIXES + tuple(prefix for prefix, _ in _NASAL_PREFIXES)
+
+
 def has_known_root(word: str) -> bool:
     """True when some affix-stripped form of ``word`` is in Sastrawi's root dictionary."""
+    if not (word.endswith(_ANY_SUFFIX) or word.startswith(_ANY_PREFIX)):
+        return False  # no affix at all: nothing to strip
     roots = root_words()
     for form in _strip_suffixes(word):
         for candidate in _strip_prefixes(form):

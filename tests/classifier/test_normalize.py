@@ -74,3 +74,14 @@ def test_bounded_stemmer_cache_is_bounded(size: int) -> None:
 def test_question_and_exclamation_markers_are_a_switch() -> None:
     assert normalize_text("kapan diperbaiki??? parah!!!", punctuation=True) == "kapan diperbaiki xquestion parah xexclaim"
     assert normalize_text("kapan diperbaiki??? parah!!!") == "kapan diperbaiki parah"
+
+
+def test_normalising_under_several_settings_at_once_matches_one_at_a_time() -> None:
+    from classifier.normalize import TextNormalizer, normalize_many
+
+    texts = ["RT @pemkot: Jalan2 rusak 10km!!! beta pi kantor sonde ada https://t.co/x", "", "perbaikan yg lama??"]
+    settings = [TextNormalizer().get_params(), TextNormalizer(lexicon=False, numbers=False).get_params(),
+                TextNormalizer(stem=True, stopwords=True, punctuation=True).get_params()]
+    together = normalize_many(texts, settings)
+    for params, got in zip(settings, together, strict=True):
+        assert got == TextNormalizer(**params).transform(texts)

@@ -117,3 +117,12 @@ def test_workers_pick_up_a_promoted_model_without_restart(tmp_path: Path, tiny_t
     assert first.version == "v1" and cache.get() is first  # no reload while CURRENT is unchanged
     promote(tmp_path, "v2")
     assert cache.get().version == "v2"
+
+
+def test_shipped_model_predictions_match_its_pipelines(shipped_model) -> None:
+    texts = ["jalan di depan pasar oebobo rusak parah", "terima kasih pak wali", "ktp saya belum jadi sudah 3 bulan"]
+    predictions = shipped_model.predict(texts)
+    for head, pipe in shipped_model.heads.items():
+        assert [getattr(p, head) for p in predictions] == list(pipe.predict(texts))
+    assert predictions[0].relevance == "keluhan" and predictions[0].topic == "infrastruktur"
+    assert predictions[2].agency == "DUKCAPIL"
