@@ -66,3 +66,26 @@ def test_reviews_join_training_only_weighted_and_counted(session: Session, tiny_
     assert card["data"]["reviews_used"] == 4
     # topic also learns from the LAPOR! DUKCAPIL reports (adminduk), training-only
     assert card["heads"]["topic"]["training_rows"] == {"tweets": 72, "lapor": 16, "reviews": 1}
+
+
+def test_train_with_reviews_through_the_cli(session: Session, tiny_data_dir: Path, tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from jaring.cli import models as models_cli
+
+    post = _post(session, 1, "got mampet di kelapa lima banjir tiap hujan")
+    session.add(Review(post_id=post.id, decision="confirm", relevance="keluhan", topic="infrastruktur", agency="PUPR"))
+    session.commit()
+    app = typer.Typer()
+    models_cli.register(app)
+    models = tmp_path / "models"
+    result = CliRunner().invoke(app, ["train", "--with-reviews", "--data-dir", str(tiny_data_dir),
+                                      "--models-dir", str(models), "--cv-folds", "0"])
+    assert result.exit_code == 0, result.output
+    (version,) = [p for p in models.iterdir() if p.is_dir()]
+    card = json.loads((version / "model_card.json").read_text())
+    assert card["data"]["reviews_used"] == 3
+    assert card["data"]["review_decisions"] == {"confirm": 1}
+    assert card["heads"]["agency"]["training_rows"] == {"lapor": 48, "reviews": 1}
+    assert "reviewer labels used: 3" in (version / "MODEL_CARD.md").read_text()
