@@ -196,7 +196,8 @@ class LoadedModel:
             contributions = features.data * coef[label_row, idx]
             names = self._names(head)[idx]
             order = np.argsort(-contributions)
-            words, chars = [], []
+            words: list[tuple[str, float]] = []
+            chars: list[tuple[str, float]] = []
             for j in order:
                 if contributions[j] <= 0:
                     break

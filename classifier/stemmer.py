@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import threading
 from pathlib import Path
+from typing import Any
 
 _PARTICLES = ("lah", "kah", "tah", "pun")
 _POSSESSIVES = ("nya", "ku", "mu")
@@ -65,7 +66,7 @@ class SetDictionary:
 
 
 @functools.lru_cache(maxsize=1)
-def _sastrawi():  # type: ignore[no-untyped-def]
+def _sastrawi() -> Any:
     # The plain stemmer, not the factory's cached one: we keep our own bounded cache.
     from Sastrawi.Stemmer.Stemmer import Stemmer
 
