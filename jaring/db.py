@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -60,24 +61,28 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
 
 _engine: Engine | None = None
 _session_factory: sessionmaker[Session] | None = None
+# Threads (web server, stand-ins, thread-pool workers) may ask for the engine at the same moment.
+_engine_lock = threading.Lock()
 
 
 def get_engine() -> Engine:
-    """The process-wide engine for the configured database."""
+    """The process-wide engine for the configured database (created once, thread-safe)."""
     global _engine, _session_factory
-    if _engine is None:
-        _engine = make_engine()
-        _session_factory = sessionmaker(bind=_engine, expire_on_commit=False)
-    return _engine
+    with _engine_lock:
+        if _engine is None:
+            _engine = make_engine()
+            _session_factory = sessionmaker(bind=_engine, expire_on_commit=False)
+        return _engine
 
 
 def reset_engine() -> None:
     """Dispose of the process-wide engine (tests and forked workers)."""
     global _engine, _session_factory
-    if _engine is not None:
-        _engine.dispose()
-    _engine = None
-    _session_factory = None
+    with _engine_lock:
+        if _engine is not None:
+            _engine.dispose()
+        _engine = None
+        _session_factory = None
 
 
 def session_factory() -> sessionmaker[Session]:
