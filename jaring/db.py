@@ -6,9 +6,9 @@ SQLite gets WAL mode and a busy timeout so a web app, a worker and beat can shar
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-import threading
 from pathlib import Path
 from typing import Any
 
