@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from pipelines.models import Complaint, ComplaintStatusEvent, Post, PostStatus, Review
+from pipelines.models import aware as _utc
 
 DIMENSIONS = ("opd", "topic", "platform", "kecamatan")
 # Fallback when no forwarding config maps LAPOR! statuses to stages: statuses that only say the report
@@ -74,12 +75,6 @@ class DashboardData:
     funnel: Funnel = field(default_factory=Funnel)
     medians: list[tuple[str, float | None, int]] = field(default_factory=list)  # (step, seconds, n)
     overdue: int = 0
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _bounds(start: date, end: date) -> tuple[datetime, datetime]:

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -44,7 +44,7 @@ from jaring.privacy import mask_pii
 from jaring.settings import Settings, get_settings
 from pipelines import audit
 from pipelines.ingest import IngestResult, ingest_posts
-from pipelines.models import Checkpoint, HarvestRun, SourceState
+from pipelines.models import Checkpoint, HarvestRun, SourceState, aware
 from pipelines.sources import SourceConfig, SourceConfigError, get_source
 
 log = logging.getLogger(__name__)
@@ -72,13 +72,6 @@ class HarvestSummary:
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON (for the task result and the CLI)."""
         return asdict(self)
-
-
-def aware(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything we store is UTC."""
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _insert(session: Session, table: Any) -> Any:

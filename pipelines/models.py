@@ -37,6 +37,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def aware(value: datetime | None) -> datetime | None:
+    """``value`` as aware UTC: SQLite hands back naive datetimes, and everything we store is UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class Role(enum.StrEnum):
     """What a user may do. Viewers (leaders) see only the dashboard."""
 

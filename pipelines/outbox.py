@@ -33,7 +33,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -60,6 +60,8 @@ from pipelines.models import (
     OutboxState,
     Post,
     PostStatus,
+    aware,
+    utcnow,
 )
 
 log = logging.getLogger(__name__)
@@ -105,18 +107,6 @@ class DeliveryResult:
     tracking_id: str | None = None
     error: str = ""
     complaint_id: int | None = None
-
-
-def utcnow() -> datetime:
-    """Current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
-def aware(value: datetime | None) -> datetime | None:
-    """``value`` as aware UTC (SQLite hands back naive datetimes)."""
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def new_idempotency_key() -> str:

@@ -23,18 +23,13 @@ from pipelines import audit
 from pipelines.forward_policy import ForwardConfig, LaporApiConfig, StatusSyncConfig, load_forward_config
 from pipelines.lapor import LaporError, RemoteStatus, Sender, public_link
 from pipelines.models import Complaint, ComplaintStatusEvent, Post
+from pipelines.models import aware as _aware
 
 log = logging.getLogger(__name__)
 
 SYNC_ACTOR = "system:status-sync"
 STAGE_RANK = {"submitted": 0, "needs_info": 0, "verified": 1, "disposed": 1, "responded": 2, "closed": 3,
               "archived": 3}
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def add_working_days(start: datetime, days: int, tz: str = "Asia/Makassar") -> datetime:
