@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 from classifier.guard import unusable_reason
 from classifier.labels import FALLBACK_LABELS
@@ -56,6 +57,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.feature_extraction.text.TfidfTransformer",
     "classifier.pipeline.CompactTfidfVectorizer",
     "classifier.pipeline.TemperatureCalibratedClassifier",
+    "classifier.pipeline.LinearEnsembleClassifier",
     "sklearn.linear_model._ridge.RidgeClassifier",
     "sklearn.preprocessing._label.LabelBinarizer",
     "sklearn.linear_model._logistic.LogisticRegression",
@@ -102,6 +104,15 @@ def unusable_prediction(reason: str) -> Prediction:
     )
 
 
+def _transform(features: Any, texts: list[str]) -> Any:
+    """A FeatureUnion's output without its joblib dispatch (~1 ms per call saved on single texts)."""
+    parts = getattr(features, "transformer_list", None)
+    if parts is None or features.transformer_weights is not None:
+        return features.transform(texts)
+    blocks = [transformer.transform(texts) for _, transformer in parts if transformer not in ("drop", None)]
+    return sparse.hstack(blocks, format="csr")
+
+
 class LoadedModel:
     """The three head pipelines of one version, ready to predict and explain."""
 
@@ -110,6 +121,11 @@ class LoadedModel:
         self.heads = heads
         self.card = card or {}
         self._feature_names: dict[str, np.ndarray] = {}
+        # (classes, coefficient matrix) per head, computed once: averaging calibrated coefficient
+        # matrices on every explain() call cost ~0.1 s, and the classify stage explains every complaint.
+        self._weights: dict[str, tuple[np.ndarray, np.ndarray]] = {
+            head: linear_weights(pipe.named_steps["model"]) for head, pipe in heads.items()
+        }
         self._lock = threading.Lock()
 
     def _normalised(self, texts: list[str]) -> dict[str, list[str]]:
@@ -135,7 +151,7 @@ class LoadedModel:
         normalised = self._normalised(list(texts))
         result = {}
         for head, pipe in self.heads.items():
-            features = pipe.named_steps["features"].transform(normalised[head])
+            features = _transform(pipe.named_steps["features"], normalised[head])
             model = pipe.named_steps["model"]
             result[head] = (np.asarray(model.classes_), predict_scores(model, features))
         return result
@@ -187,9 +203,9 @@ class LoadedModel:
         normalised = self._normalised([text])
         explanation: dict[str, list[tuple[str, float]]] = {}
         for head, pipe in self.heads.items():
-            features = pipe.named_steps["features"].transform(normalised[head]).tocsr()
+            features = _transform(pipe.named_steps["features"], normalised[head]).tocsr()
             model = pipe.named_steps["model"]
-            classes, coef = linear_weights(model)
+            classes, coef = self._weights[head]
             dist = predict_scores(model, features)[0]
             label_row = int(np.argmax(dist))
             idx = features.indices

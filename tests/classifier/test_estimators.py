@@ -11,7 +11,11 @@ from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
 from classifier.normalize import IdentityText, TextNormalizer
-from classifier.pipeline import CompactTfidfVectorizer, TemperatureCalibratedClassifier
+from classifier.pipeline import (
+    CompactTfidfVectorizer,
+    LinearEnsembleClassifier,
+    TemperatureCalibratedClassifier,
+)
 
 TEXTS = ["jalan rusak parah", "lampu jalan mati", "macet total di oebobo", "angkot ngetem", "sampah numpuk",
          "sampah bau sekali", "jalan berlubang", "macet tiap pagi", "sampah belum diangkut"] * 3
@@ -89,3 +93,37 @@ def test_bias_tuning_keeps_probabilities_consistent_with_predictions() -> None:
     assert list(estimator.classes_[proba.argmax(axis=1)]) == list(estimator.predict(X))
     plain = TemperatureCalibratedClassifier(LinearSVC(), cv=3).fit(X, LABELS)
     assert not plain.bias_.any()
+
+
+def test_linear_ensemble_follows_the_contract_and_folds_its_members_into_one_matrix() -> None:
+    X = TfidfVectorizer().fit_transform(TEXTS)
+    estimator = LinearEnsembleClassifier(members=("svm", "nbsvm", "logreg"))
+    assert _learned(estimator) == set()
+    with pytest.raises(NotFittedError):
+        check_is_fitted(estimator)
+    params = estimator.get_params()
+    assert estimator.fit(X, LABELS) is estimator
+    assert estimator.get_params() == params
+    assert {"classes_", "coef_", "intercept_", "member_scales_"} <= _learned(estimator)
+    assert estimator.coef_.shape == (3, X.shape[1]) and estimator.coef_.dtype == np.float32
+    assert estimator.member_scales_.shape == (3,) and (estimator.member_scales_ > 0).all()
+    assert estimator.score(X, LABELS) == 1.0
+    # One member: the folded model is that member's margins divided by its scale.
+    single = LinearEnsembleClassifier(members=("svm",)).fit(X, LABELS)
+    reference = LinearSVC(C=0.5, class_weight="balanced").fit(X, LABELS)
+    np.testing.assert_allclose(
+        single.decision_function(X), reference.decision_function(X) / single.member_scales_[0], rtol=1e-4, atol=1e-5
+    )
+
+
+def test_linear_ensemble_handles_two_classes_and_calibration() -> None:
+    X = TfidfVectorizer().fit_transform(TEXTS)
+    y = ["sampah" if label == "sampah" else "lain" for label in LABELS]
+    estimator = TemperatureCalibratedClassifier(LinearEnsembleClassifier(), cv=3).fit(X, y)
+    proba = estimator.predict_proba(X)
+    assert proba.shape == (len(TEXTS), 2)
+    assert list(estimator.classes_[proba.argmax(axis=1)]) == list(estimator.predict(X))
+    assert estimator.coef_.shape == (2, X.shape[1])
+    assert estimator.score(X, y) == 1.0
+    with pytest.raises(ValueError, match="unknown ensemble member"):
+        LinearEnsembleClassifier(members=("forest",)).fit(X, y)

@@ -126,3 +126,28 @@ def test_shipped_model_predictions_match_its_pipelines(shipped_model) -> None:
         assert [getattr(p, head) for p in predictions] == list(pipe.predict(texts))
     assert predictions[0].relevance == "keluhan" and predictions[0].topic == "infrastruktur"
     assert predictions[2].agency == "DUKCAPIL"
+
+
+def test_explain_uses_weights_cached_at_load(
+    tmp_path: Path, tiny_trained: tuple[dict, dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from classifier.pipeline import linear_weights
+
+    heads, card = tiny_trained
+    _save(tmp_path, "v1", heads, card)
+    model = load_model(tmp_path, "v1")
+    for head, pipe in model.heads.items():
+        classes, coef = linear_weights(pipe.named_steps["model"])
+        cached_classes, cached_coef = model._weights[head]
+        assert list(cached_classes) == list(classes)
+        np.testing.assert_array_equal(cached_coef, coef)
+    text = "sampah numpuk di maulafa bau banget"
+    first = model.explain(text, top_n=4)
+    # Explaining never recomputes the weights (that cost ~0.1 s per call for calibrated models).
+    def fail(model: object) -> None:
+        raise AssertionError("linear_weights called during explain")
+
+    monkeypatch.setattr(registry, "linear_weights", fail)
+    assert model.explain(text, top_n=4) == first
+    topic_terms = [term for term, _ in first["topic"]]
+    assert any("sampah" in term for term in topic_terms)
