@@ -127,3 +127,23 @@ def test_linear_ensemble_handles_two_classes_and_calibration() -> None:
     assert estimator.score(X, y) == 1.0
     with pytest.raises(ValueError, match="unknown ensemble member"):
         LinearEnsembleClassifier(members=("forest",)).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"analyzer": "word", "ngram_range": (1, 2), "sublinear_tf": True, "token_pattern": r"(?u)@?\b\w+\b"},
+        {"analyzer": "word", "sublinear_tf": False, "norm": "l1", "min_df": 2},
+        {"analyzer": "char_wb", "ngram_range": (2, 4), "sublinear_tf": False, "binary": True},
+        {"analyzer": "char", "ngram_range": (2, 3), "use_idf": False},
+    ],
+)
+def test_fast_tfidf_weighting_matches_scikit_learn(params: dict) -> None:
+    texts = TEXTS + ["kata baru @pemkot yang belum pernah ada", "jalan jalan jalan", ""]
+    ours = CompactTfidfVectorizer(dtype=np.float32, **params).fit(TEXTS)
+    reference = TfidfVectorizer(dtype=np.float32, **params).fit(TEXTS)
+    got, expected = ours.transform(texts), reference.transform(texts)
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    np.testing.assert_allclose(got.toarray(), expected.toarray(), rtol=1e-6)
+    with pytest.raises(ValueError, match="Iterable over raw text"):
+        ours.transform("one string")
