@@ -240,14 +240,25 @@ def parse_fb_post(post: object) -> RawItem | QuarantinedItem:
     )
 
 
+def _checked(
+    obj: object, *, platform: str, what: str, time_key: str, text_key: str, text_label: str = "text"
+) -> tuple[dict[str, Any], datetime, str] | QuarantinedItem:
+    """(item, created time, text) of a well-formed Graph object, or the quarantine record saying why not."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str) or not obj["id"]:
+        return QuarantinedItem.of(platform, f"{what} has no id", obj)
+    created = parse_time(obj.get(time_key))
+    text = obj.get(text_key, "")
+    if created is None or not isinstance(text, str):
+        return QuarantinedItem.of(platform, f"{what} {obj['id']} lacks {time_key} or {text_label}", obj)
+    return obj, created, text
+
+
 def parse_fb_comment(comment: object, post_id: str | None) -> RawItem | QuarantinedItem:
     """A comment under a Page post as a raw item."""
-    if not isinstance(comment, dict) or not isinstance(comment.get("id"), str) or not comment["id"]:
-        return QuarantinedItem.of("facebook", "comment has no id", comment)
-    created = parse_time(comment.get("created_time"))
-    message = comment.get("message", "")
-    if created is None or not isinstance(message, str):
-        return QuarantinedItem.of("facebook", f"comment {comment['id']} lacks created_time or text", comment)
+    checked = _checked(comment, platform="facebook", what="comment", time_key="created_time", text_key="message")
+    if isinstance(checked, QuarantinedItem):
+        return checked
+    comment, created, message = checked
     author: dict[str, Any] = comment["from"] if isinstance(comment.get("from"), dict) else {}
     parent = comment.get("parent") if isinstance(comment.get("parent"), dict) else None
     attachment = comment.get("attachment") if isinstance(comment.get("attachment"), dict) else None
@@ -270,12 +281,12 @@ def parse_fb_comment(comment: object, post_id: str | None) -> RawItem | Quaranti
 
 def parse_ig_media(media: object) -> RawItem | QuarantinedItem:
     """An Instagram media (tagged or mentioned) as a raw item."""
-    if not isinstance(media, dict) or not isinstance(media.get("id"), str) or not media["id"]:
-        return QuarantinedItem.of("instagram", "media has no id", media)
-    created = parse_time(media.get("timestamp"))
-    caption = media.get("caption", "")
-    if created is None or not isinstance(caption, str):
-        return QuarantinedItem.of("instagram", f"media {media['id']} lacks timestamp or caption", media)
+    checked = _checked(
+        media, platform="instagram", what="media", time_key="timestamp", text_key="caption", text_label="caption"
+    )
+    if isinstance(checked, QuarantinedItem):
+        return checked
+    media, created, caption = checked
     return RawItem(
         platform="instagram",
         external_id=media["id"],
@@ -294,12 +305,10 @@ def parse_ig_media(media: object) -> RawItem | QuarantinedItem:
 
 def parse_ig_comment(comment: object, media_id: str | None) -> RawItem | QuarantinedItem:
     """An Instagram comment as a raw item."""
-    if not isinstance(comment, dict) or not isinstance(comment.get("id"), str) or not comment["id"]:
-        return QuarantinedItem.of("instagram", "comment has no id", comment)
-    created = parse_time(comment.get("timestamp"))
-    text = comment.get("text", "")
-    if created is None or not isinstance(text, str):
-        return QuarantinedItem.of("instagram", f"comment {comment['id']} lacks timestamp or text", comment)
+    checked = _checked(comment, platform="instagram", what="comment", time_key="timestamp", text_key="text")
+    if isinstance(checked, QuarantinedItem):
+        return checked
+    comment, created, text = checked
     author: dict[str, Any] = comment["from"] if isinstance(comment.get("from"), dict) else {}
     media: dict[str, Any] = comment["media"] if isinstance(comment.get("media"), dict) else {}
     media_id = media_id or str(media.get("id") or "") or None
