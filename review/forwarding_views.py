@@ -18,6 +18,7 @@ from pipelines.lapor import copy_ready_fields, public_link
 from pipelines.models import Complaint, OutboxItem, OutboxState, User
 from review.auth import get_db, require_role
 from review.templating import render
+from review.views import flash, pop_flash
 
 router = APIRouter(prefix="/lapor")
 FORWARD_ROLES = ("reviewer",)  # humas reviewers and admins (admins pass every role check)
@@ -31,18 +32,6 @@ STATE_NAMES = {
     OutboxState.DEAD.value: "Gagal — perlu diperbaiki",
 }
 PAGE_SIZE = 50
-
-
-def _flash(request: Request, message: str, kind: str = "ok") -> None:
-    request.state.session["flash"] = [kind, message[:500]]
-    request.state.session_dirty = True
-
-
-def _pop_flash(request: Request) -> list[str] | None:
-    message = request.state.session.pop("flash", None)
-    if message is not None:
-        request.state.session_dirty = True
-    return message
 
 
 def _redirect(url: str) -> RedirectResponse:
@@ -75,7 +64,7 @@ def overview(
     return render(request, "forwarding/overview.html", {
         "rows": rows, "counts": outbox.counts_by_state(session=db), "state": state if states else "",
         "STATE_NAMES": STATE_NAMES, "next_before": rows[-1][0].id if len(rows) == PAGE_SIZE else None,
-        "handling": status_sync.handling_summary(session=db), "flash": _pop_flash(request),
+        "handling": status_sync.handling_summary(session=db), "flash": pop_flash(request),
     })
 
 
@@ -84,7 +73,7 @@ def dead_letters(request: Request, db: Session = Depends(get_db),
                  user: User = Depends(require_role(*FORWARD_ROLES))) -> Response:
     """Dead letters: what LAPOR! refused and why, each with a fix-and-retry form."""
     rows = outbox.list_items(session=db, states=(OutboxState.DEAD.value,), limit=200)
-    return render(request, "forwarding/dead.html", {"rows": rows, "flash": _pop_flash(request)})
+    return render(request, "forwarding/dead.html", {"rows": rows, "flash": pop_flash(request)})
 
 
 @router.post("/{outbox_id}/kirim-ulang")
@@ -101,12 +90,12 @@ async def fix_and_retry(outbox_id: int, request: Request, db: Session = Depends(
         outbox.retry_dead(session=db, outbox_id=outbox_id, actor=user.username, changes=changes)
     except outbox.OutboxError as exc:
         db.rollback()
-        _flash(request, str(exc), "error")
+        flash(request, str(exc), "error")
         return _redirect("/lapor/gagal")
     from pipelines.tasks.forward import schedule_delivery
 
     schedule_delivery(outbox_id)
-    _flash(request, f"Item #{outbox_id} diperbaiki dan diantrekan ulang ke LAPOR!.")
+    flash(request, f"Item #{outbox_id} diperbaiki dan diantrekan ulang ke LAPOR!.")
     return _redirect("/lapor/gagal")
 
 
@@ -116,7 +105,7 @@ def manual_queue(request: Request, db: Session = Depends(get_db),
     """Complaints to type into LAPOR! by hand, field by field, with a box for the tracking id."""
     rows = outbox.list_items(session=db, states=(OutboxState.AWAITING_MANUAL.value,), limit=100)
     entries = [(item, complaint, copy_ready_fields(complaint)) for item, complaint in rows]
-    return render(request, "forwarding/manual.html", {"entries": entries, "flash": _pop_flash(request)})
+    return render(request, "forwarding/manual.html", {"entries": entries, "flash": pop_flash(request)})
 
 
 @router.post("/manual/{complaint_id}")
@@ -129,12 +118,12 @@ async def record_manual(complaint_id: int, request: Request, db: Session = Depen
                                             tracking_id=form.get("tracking_id", "")[:100], actor=user.username)
     except outbox.OutboxError as exc:
         db.rollback()
-        _flash(request, str(exc), "error")
+        flash(request, str(exc), "error")
         return _redirect("/lapor/manual")
     from pipelines.tasks.forward import schedule_reply
 
     schedule_reply(result.complaint_id)
-    _flash(request, f"Aduan #{complaint_id} tercatat di LAPOR! dengan nomor {result.tracking_id}.")
+    flash(request, f"Aduan #{complaint_id} tercatat di LAPOR! dengan nomor {result.tracking_id}.")
     return _redirect("/lapor/manual")
 
 
@@ -148,9 +137,9 @@ async def record_status(complaint_id: int, request: Request, db: Session = Depen
                                          status=form.get("status", "")[:64], actor=user.username)
     except ValueError as exc:
         db.rollback()
-        _flash(request, f"Status tidak tersimpan: {exc}", "error")
+        flash(request, f"Status tidak tersimpan: {exc}", "error")
         return _redirect("/lapor")
-    _flash(request, f"Status aduan #{complaint_id} diperbarui.")
+    flash(request, f"Status aduan #{complaint_id} diperbarui.")
     back = form.get("next", "")
     return _redirect(back if back.startswith("/lapor") else "/lapor")
 
@@ -173,5 +162,5 @@ def detail(outbox_id: int, request: Request, db: Session = Depends(get_db),
         "attempts": outbox.attempts_of(session=db, outbox_id=outbox_id), "events": events,
         "times": status_sync.times_for(session=db, complaint=complaint),
         "link": public_link(complaint.tracking_id, request.app.state.settings) if complaint.tracking_id else None,
-        "STATE_NAMES": STATE_NAMES, "flash": _pop_flash(request),
+        "STATE_NAMES": STATE_NAMES, "flash": pop_flash(request),
     })
