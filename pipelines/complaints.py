@@ -50,13 +50,15 @@ class ComplaintDraft:
         auto: bool = False,
         model_version: str = "",
     ) -> Complaint:
-        """A Complaint row from this draft (not added to any session)."""
+        """A Complaint row from this draft (not added to any session); the title is cut to its column."""
+        fields = self.as_dict()
+        fields["title"] = fields["title"][:300]
         return Complaint(
             post_id=post_id,
             created_by_id=created_by_id,
             auto=auto,
             model_version=model_version,
-            **self.as_dict(),
+            **fields,
         )
 
 

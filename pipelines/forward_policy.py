@@ -274,7 +274,7 @@ def apply_auto_forward(*, session: Session, post_id: int, settings: Settings | N
 
     city = load_city(settings.city_file)
     draft = draft_from_post(post=post, city=city)
-    complaint = complaint_from_draft(draft, post_id=post.id, auto=True, model_version=model_version)
+    complaint = draft.to_complaint(post_id=post.id, auto=True, model_version=model_version)
     try:
         with session.begin_nested():
             session.add(complaint)
@@ -302,29 +302,3 @@ def apply_auto_forward(*, session: Session, post_id: int, settings: Settings | N
     )
     return item.id
 
-
-_DRAFT_FIELDS = (
-    "title",
-    "body",
-    "category",
-    "topic",
-    "agency",
-    "opd",
-    "instansi",
-    "kecamatan",
-    "kelurahan",
-    "location_text",
-    "incident_date",
-    "attachments",
-    "anonymous",
-    "confidential",
-)
-
-
-def complaint_from_draft(draft: Any, *, post_id: int | None, auto: bool, model_version: str = "") -> Complaint:
-    """A Complaint row built from a ``ComplaintDraft`` (dataclass or mapping)."""
-    get = draft.get if isinstance(draft, dict) else lambda k, d=None: getattr(draft, k, d)
-    values = {name: get(name) for name in _DRAFT_FIELDS if get(name) is not None}
-    values["title"] = str(values.get("title") or "")[:300]
-    values["body"] = str(values.get("body") or "")
-    return Complaint(post_id=post_id, auto=auto, model_version=model_version, **values)
