@@ -26,16 +26,18 @@ demo-once: $(STAMP) ## One full demo cycle without serving; prints a JSON summar
 	$(BIN)/jaring migrate
 	$(BIN)/jaring demo --once
 
-test: $(STAMP) ## Lint and run the whole test suite (warnings are errors)
+test: $(STAMP) ## Lint, type-check and run the whole test suite (warnings are errors)
 	$(BIN)/ruff check .
+	$(BIN)/mypy jaring classifier harvester pipelines review standins
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP) ## The suite without browser and slow tests
 	$(BIN)/python -m pytest -m "not browser and not slow"
 
-lint: $(STAMP) ## ruff
+lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check jaring pipelines/celery_app.py
+	$(BIN)/mypy jaring classifier harvester pipelines review standins
 
 typecheck: $(STAMP) ## mypy
 	$(BIN)/mypy jaring classifier harvester pipelines review standins

@@ -45,7 +45,11 @@ def _models_dir(models_dir: Path | None) -> Path:
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=errors
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=errors,
     )
 
 
@@ -65,7 +69,9 @@ class _Bars:
 def train(
     data_dir: Path = typer.Option(None, help="Training data folder (default: JARING_TRAINING_DATA_DIR)."),
     models_dir: Path = typer.Option(None, help="Model registry folder (default: JARING_MODELS_DIR)."),
-    with_reviews: bool = typer.Option(False, "--with-reviews", help="Add reviewer-confirmed/corrected labels."),
+    with_reviews: bool = typer.Option(
+        False, "--with-reviews", help="Add reviewer-confirmed/corrected labels."
+    ),
     review_weight: float = typer.Option(2.0, min=0.0, help="Sample weight of a reviewer label."),
     cv_folds: int = typer.Option(5, min=0, max=10, help="Grouped CV folds for the model card (0: skip)."),
     promote: bool = typer.Option(False, "--promote", help="Promote the new model if it is not worse."),
@@ -90,7 +96,10 @@ def train(
     started = time.perf_counter()
     with _progress() as progress:
         heads, card = train_model(
-            data_dir=data_dir, reviews=reviews, review_weight=review_weight, cv_folds=cv_folds,
+            data_dir=data_dir,
+            reviews=reviews,
+            review_weight=review_weight,
+            cv_folds=cv_folds,
             progress=_Bars(progress),
         )
     card["data"]["review_decisions"] = review_counts
@@ -142,18 +151,27 @@ def evaluate(
     output_dir = Path(output_dir) if output_dir else settings.data_dir / "evaluation" / version
     with _progress() as progress:
         report = compare_with_baseline(
-            data_dir=data_dir, configs=configs, heads=heads, folds=folds, output_dir=output_dir,
+            data_dir=data_dir,
+            configs=configs,
+            heads=heads,
+            folds=folds,
+            output_dir=output_dir,
             progress=_Bars(progress),
         )
         if with_ablation:
-            report["ablation"] = ablation(data_dir=data_dir, configs=configs, heads=heads, folds=folds,
-                                          progress=_Bars(progress))
+            report["ablation"] = ablation(
+                data_dir=data_dir, configs=configs, heads=heads, folds=folds, progress=_Bars(progress)
+            )
             (output_dir / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     table = Table("head", "baseline macro-F1", "model macro-F1", "ratio", "baseline acc", "model acc")
     for name, row in report["heads"].items():
         table.add_row(
-            name, f"{row['baseline']['macro_f1']:.4f}", f"{row['model']['macro_f1']:.4f}",
-            f"{row['macro_f1_ratio']:.3f}", f"{row['baseline']['accuracy']:.4f}", f"{row['model']['accuracy']:.4f}",
+            name,
+            f"{row['baseline']['macro_f1']:.4f}",
+            f"{row['model']['macro_f1']:.4f}",
+            f"{row['macro_f1_ratio']:.3f}",
+            f"{row['baseline']['accuracy']:.4f}",
+            f"{row['model']['accuracy']:.4f}",
         )
     console.print(table)
     if with_ablation:
@@ -166,7 +184,9 @@ def evaluate(
 
 
 def _config_from_card(cls: Any, data: dict[str, Any]) -> Any:
-    fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in cls.__dataclass_fields__}
+    fields = {
+        k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in cls.__dataclass_fields__
+    }
     return cls(**fields)
 
 
@@ -179,7 +199,9 @@ def _read_rows(path: Path) -> Iterator[tuple[str, str]]:
         lines = (line.replace("\x00", "\ufffd") for line in stream)  # streamed, never read whole
         reader = csv.DictReader(lines)
         if not reader.fieldnames or "text" not in reader.fieldnames:
-            raise typer.BadParameter(f"{path} needs a header with columns id,text (found {reader.fieldnames})")
+            raise typer.BadParameter(
+                f"{path} needs a header with columns id,text (found {reader.fieldnames})"
+            )
         for row in reader:
             yield (row.get("id") or "").strip()[:200], row.get("text") or ""
     finally:
@@ -220,10 +242,17 @@ def classify(
 def _write_batch(writer: Any, model: Any, batch: list[tuple[str, str]]) -> int:
     predictions = model.predict([text for _, text in batch])
     for (row_id, _), p in zip(batch, predictions, strict=True):
-        writer.writerow([
-            row_id, p.relevance, f"{p.relevance_score:.4f}", p.topic, f"{p.topic_score:.4f}",
-            p.agency, f"{p.agency_score:.4f}",
-        ])
+        writer.writerow(
+            [
+                row_id,
+                p.relevance,
+                f"{p.relevance_score:.4f}",
+                p.topic,
+                f"{p.topic_score:.4f}",
+                p.agency,
+                f"{p.agency_score:.4f}",
+            ]
+        )
     return sum(1 for p in predictions if p.unusable)
 
 
@@ -241,7 +270,8 @@ def list_models(models_dir: Path = typer.Option(None, help="Model registry folde
         card = read_card(models_dir, version)
         f1 = cv_macro_f1(card)
         table.add_row(
-            "*" if version == live else "", version,
+            "*" if version == live else "",
+            version,
             *(f"{f1[h]:.4f}" if h in f1 else "-" for h in ("relevance", "topic", "agency")),
             str(card.get("data", {}).get("reviews_used", 0)),
             f"{card.get('model_file_bytes', 0) / 1e6:.1f}",
@@ -260,7 +290,10 @@ def show_model(
     card = read_card(models_dir, version or current_version(models_dir))
     summary = dict(card)
     summary["metrics"] = {
-        "cv": {h: {k: m[k] for k in ("macro_f1", "accuracy", "n", "per_class")} for h, m in card["metrics"]["cv"].items()},
+        "cv": {
+            h: {k: m[k] for k in ("macro_f1", "accuracy", "n", "per_class")}
+            for h, m in card["metrics"]["cv"].items()
+        },
         **{k: v for k, v in card["metrics"].items() if k != "cv"},
     }
     console.print_json(json.dumps(summary, default=str))

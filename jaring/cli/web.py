@@ -45,8 +45,15 @@ def serve(
 
     settings = get_settings()
     app = create_app(settings)  # refuses a default secret in production before listening
-    config = uvicorn.Config(app, host=host or settings.web_host, port=port or settings.web_port, proxy_headers=True,
-                            forwarded_allow_ips="127.0.0.1", log_level="info", server_header=False)
+    config = uvicorn.Config(
+        app,
+        host=host or settings.web_host,
+        port=port or settings.web_port,
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+        log_level="info",
+        server_header=False,
+    )
     # uvicorn has just set up its own handlers: mask personal data (search terms in URLs) on them too.
     configure_logging()
     for name in ("uvicorn", "uvicorn.error"):
