@@ -7,13 +7,26 @@ SQLite gets WAL mode and a busy timeout so a web app, a worker and beat can shar
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Engine, Integer, MetaData, create_engine, event
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    create_engine,
+    event,
+    func,
+    literal,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeEngine
 
 from jaring.settings import get_settings
 
@@ -104,3 +117,21 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+# SQLite caps bound parameters per statement; PostgreSQL takes the whole list as one array parameter.
+SQLITE_IN_CHUNK = 500
+
+
+def membership_conditions(
+    conn: Connection, column: ColumnElement[Any], values: Sequence[Any], element_type: TypeEngine[Any]
+) -> Iterator[ColumnElement[bool]]:
+    """``column IN values`` as few conditions as the backend allows: one ``= ANY(array)`` on PostgreSQL,
+    chunks of ``IN (...)`` on SQLite."""
+    if not values:
+        return
+    if conn.dialect.name == "postgresql":
+        yield column == func.any(literal(list(values), type_=postgresql.ARRAY(element_type)))
+        return
+    for start in range(0, len(values), SQLITE_IN_CHUNK):
+        yield column.in_(values[start : start + SQLITE_IN_CHUNK])

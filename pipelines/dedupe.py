@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from jaring.db import membership_conditions
 from pipelines.models import Post, PostSimhashBand
 
 MIN_SIMILARITY = 0.6
@@ -175,14 +176,7 @@ def annotate(*, session: Session, posts: Iterable[Fingerprint]) -> int:
     roots: dict[int, _Root] = {}
     conn = session.connection()
     postgres = conn.dialect.name == "postgresql"
-    step = len(wanted) if postgres else 500  # PostgreSQL: one query with an array parameter
-    for start in range(0, len(wanted), max(step, 1)):
-        chunk = wanted[start : start + step]
-        condition = (
-            BANDS_TABLE.c.band == sa.func.any(sa.literal(chunk, type_=postgresql.ARRAY(sa.Integer)))
-            if postgres
-            else BANDS_TABLE.c.band.in_(chunk)
-        )
+    for condition in membership_conditions(conn, BANDS_TABLE.c.band, wanted, sa.Integer()):
         matches = conn.execute(
             sa.select(
                 BANDS_TABLE.c.band,

@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from harvester.types import QuarantinedItem, RawItem
+from jaring.db import membership_conditions
 from jaring.settings import Settings, get_settings
 from pipelines import dedupe
 from pipelines.models import Post, PostVersion, Quarantine
@@ -316,16 +317,8 @@ def _existing(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, s
     for platform, external_id in keys:
         by_platform.setdefault(platform, []).append(external_id)
     conn = session.connection()
-    postgres = conn.dialect.name == "postgresql"
     for platform, ids in by_platform.items():
-        step = len(ids) if postgres else 500  # PostgreSQL: one array parameter instead of an IN list
-        for start in range(0, len(ids), max(step, 1)):
-            chunk = ids[start : start + step]
-            condition = (
-                POSTS.c.external_id == sa.func.any(sa.literal(chunk, type_=postgresql.ARRAY(sa.String)))
-                if postgres
-                else POSTS.c.external_id.in_(chunk)
-            )
+        for condition in membership_conditions(conn, POSTS.c.external_id, ids, sa.String()):
             rows = conn.execute(
                 sa.select(POSTS.c.id, POSTS.c.external_id, POSTS.c.text, POSTS.c.version).where(
                     POSTS.c.platform == platform, condition
