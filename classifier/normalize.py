@@ -163,9 +163,26 @@ def normalize_text(
     return _token_stage(tokens, lexicon=lexicon, kupang=kupang, stopwords=stopwords, stem=stem)
 
 
+class NormalizedText(str):
+    """A normalised post that still carries the text it came from in ``raw``.
+
+    It *is* the normalised string, so every vectorizer reads it as before; a
+    :class:`~classifier.pipeline.RawTextTfidfVectorizer` in the same pipeline reads ``raw`` instead. This
+    keeps a head one ``normalize → features → model`` pipeline while its features see both views.
+    """
+
+    raw: str
+
+    def __new__(cls, normalized: str, raw: str) -> NormalizedText:
+        obj = super().__new__(cls, normalized)
+        obj.raw = raw
+        return obj
+
+
 def normalize_many(texts: list[str], settings: list[dict[str, Any]]) -> list[list[str]]:
     """Normalise ``texts`` under several settings at once, sharing the regex stage where they agree."""
     regex_keys = [tuple(opts[k] for k in _REGEX_OPTIONS) for opts in settings]
+    keep_raw = [bool(opts.get("keep_raw")) for opts in settings]
     outputs: list[list[str]] = [[] for _ in settings]
     for text in texts:
         tokens_by_key: dict[tuple[bool, ...], list[str]] = {}
@@ -173,12 +190,17 @@ def normalize_many(texts: list[str], settings: list[dict[str, Any]]) -> list[lis
             tokens = tokens_by_key.get(regex_key)
             if tokens is None:
                 tokens = tokens_by_key[regex_key] = _regex_stage(text, **{k: opts[k] for k in _REGEX_OPTIONS})
-            outputs[n].append(_token_stage(tokens, **{k: opts[k] for k in _TOKEN_OPTIONS}))
+            normalized = _token_stage(tokens, **{k: opts[k] for k in _TOKEN_OPTIONS})
+            outputs[n].append(NormalizedText(normalized, text) if keep_raw[n] else normalized)
     return outputs
 
 
 class TextNormalizer(TransformerMixin, BaseEstimator):
-    """scikit-learn transformer: raw posts in, normalised token strings out (stateless)."""
+    """scikit-learn transformer: raw posts in, normalised token strings out (stateless).
+
+    With ``keep_raw`` every output is a :class:`NormalizedText` that also carries the raw post, for a
+    head whose features include a raw-text view.
+    """
 
     def __init__(
         self,
@@ -191,6 +213,7 @@ class TextNormalizer(TransformerMixin, BaseEstimator):
         stopwords: bool = False,
         stem: bool = False,
         punctuation: bool = False,
+        keep_raw: bool = False,
     ) -> None:
         self.markers = markers
         self.keep_handles = keep_handles
@@ -201,6 +224,11 @@ class TextNormalizer(TransformerMixin, BaseEstimator):
         self.stopwords = stopwords
         self.stem = stem
         self.punctuation = punctuation
+        self.keep_raw = keep_raw
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Models saved before keep_raw existed never carried the raw text.
+        super().__setstate__({"keep_raw": False, **state})
 
     def fit(self, X: Iterable[str], y: Any = None) -> TextNormalizer:
         """Nothing to learn; records the lexicon size so the fitted state is visible."""
@@ -210,7 +238,13 @@ class TextNormalizer(TransformerMixin, BaseEstimator):
     def transform(self, X: Iterable[str]) -> list[str]:
         """Normalise every text."""
         options = self.get_params()
-        return [normalize_text(str(t), **options) for t in X]
+        keep_raw = options.pop("keep_raw")
+        out: list[str] = []
+        for item in X:
+            text = str(item)
+            normalized = normalize_text(text, **options)
+            out.append(NormalizedText(normalized, text) if keep_raw else normalized)
+        return out
 
     def cache_key(self) -> tuple[tuple[str, Any], ...]:
         """Identifies the output: two normalisers with equal keys produce the same text."""

@@ -7,6 +7,7 @@ be saved with skops, evaluated on its own and still share the normalisation work
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -30,6 +31,115 @@ HEADS = ("relevance", "topic", "agency")
 
 
 _SHARED_NGRAMS: dict[Any, dict[str, list[str]]] = {}
+_WHITE_SPACES = re.compile(r"\s\s+")  # scikit-learn's VectorizerMixin._white_spaces
+
+
+class CharNgramIndex:
+    """Counts a fitted vocabulary's ``analyzer="char"`` n-grams for a whole batch with numpy.
+
+    scikit-learn builds every n-gram of every text as a Python string (~0.4 ms for a tweet with
+    n = 2..5). Here each character becomes a small integer code (its rank in the vocabulary's alphabet;
+    0 separates texts, ``base - 1`` stands for a character no n-gram contains), each n-gram a base-``base``
+    number of its codes, and the batch's n-grams are looked up in the sorted vocabulary numbers at once.
+    Codes of real characters are never 0, so n-grams of different lengths never share a number. The
+    counts are identical to scikit-learn's (tests/classifier/test_pipeline.py checks this).
+    """
+
+    def __init__(self, vocabulary: dict[str, int], ngram_range: tuple[int, int]) -> None:
+        self.min_n, self.max_n = ngram_range
+        chars = sorted({c for term in vocabulary for c in term})
+        self.alphabet = np.array([ord(c) for c in chars], dtype=np.uint32)
+        self.base = len(chars) + 2
+        if float(self.base) ** self.max_n >= 2.0**63:
+            raise ValueError("alphabet too large for 64-bit n-gram numbers")
+        code = {c: i + 1 for i, c in enumerate(chars)}
+        keys = np.empty(len(vocabulary), dtype=np.int64)
+        columns = np.empty(len(vocabulary), dtype=np.int64)
+        for n, (term, column) in enumerate(vocabulary.items()):
+            key = 0
+            for position, char in enumerate(term):
+                key += code[char] * self.base**position
+            keys[n], columns[n] = key, column
+        self._build_table(keys, columns)
+
+    _EMPTY = -1
+    _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+    def _slots(self, keys: np.ndarray) -> np.ndarray:
+        """Fibonacci hashing of n-gram numbers onto the table's slots."""
+        return ((keys.astype(np.uint64) * self._GOLDEN) >> np.uint64(64 - self.bits)).astype(np.int64)
+
+    def _build_table(self, keys: np.ndarray, columns: np.ndarray) -> None:
+        """Open-addressing hash table (linear probing, load <= 1/4): a lookup is ~1 gather, not log2(V)."""
+        self.bits = max(4, int(np.ceil(np.log2(max(len(keys), 1) * 4))))
+        size = 1 << self.bits
+        self.table_keys = np.full(size, self._EMPTY, dtype=np.int64)
+        self.table_columns = np.zeros(size, dtype=np.int64)
+        slots = self._slots(keys)
+        pending = np.arange(len(keys))
+        self.max_probe = 0
+        while len(pending):
+            free = self.table_keys[slots[pending]] == self._EMPTY
+            # Of several keys wanting one free slot, the first takes it; the rest probe on.
+            _, first = np.unique(slots[pending[free]], return_index=True)
+            placed = pending[free][first]
+            self.table_keys[slots[placed]] = keys[placed]
+            self.table_columns[slots[placed]] = columns[placed]
+            pending = np.setdiff1d(pending, placed, assume_unique=True)
+            slots[pending] = (slots[pending] + 1) & (size - 1)
+            self.max_probe += 1 if len(pending) else 0
+
+    def _lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in ``keys`` found in the vocabulary, their columns)."""
+        slots = self._slots(keys)
+        pending = np.arange(len(keys))
+        found_at, found_columns = [], []
+        for _ in range(self.max_probe + 1):
+            stored = self.table_keys[slots[pending]]
+            hit = stored == keys[pending]
+            found_at.append(pending[hit])
+            found_columns.append(self.table_columns[slots[pending[hit]]])
+            pending = pending[~hit & (stored != self._EMPTY)]
+            if not len(pending):
+                break
+            slots[pending] = (slots[pending] + 1) & (len(self.table_keys) - 1)
+        return np.concatenate(found_at), np.concatenate(found_columns)
+
+    def _codes(self, text: str) -> np.ndarray:
+        points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        rank = np.minimum(np.searchsorted(self.alphabet, points), len(self.alphabet) - 1)
+        codes = np.where(self.alphabet[rank] == points, rank + 1, self.base - 1).astype(np.int64)
+        codes[points == 0] = 0
+        return codes
+
+    def counts(self, documents: list[str], n_features: int, dtype: Any) -> sparse.csr_matrix:
+        """Count matrix (documents × n_features) of already pre-processed documents."""
+        if not documents or self.max_probe < 0:
+            return sparse.csr_matrix((len(documents), n_features), dtype=dtype)
+        # NUL separates documents; one inside a text must not become a separator (no n-gram has it).
+        codes = self._codes("\x00".join(d.replace("\x00", "\x01") for d in documents))
+        row = np.cumsum(codes == 0)
+        usable = (codes > 0) & (codes < self.base - 1)
+        key = np.zeros(len(codes), dtype=np.int64)
+        whole = np.ones(len(codes), dtype=bool)
+        rows, columns = [], []
+        for n in range(1, self.max_n + 1):
+            width = len(codes) - n + 1
+            if width <= 0:
+                break
+            key = key[:width] + codes[n - 1 : n - 1 + width] * self.base ** (n - 1)
+            whole = whole[:width] & usable[n - 1 : n - 1 + width]
+            if n < self.min_n:
+                continue
+            start = np.flatnonzero(whole)
+            at, found = self._lookup(key[start])
+            rows.append(row[start[at]])
+            columns.append(found)
+        r = np.concatenate(rows)
+        c = np.concatenate(columns)
+        matrix = sparse.csr_matrix((np.ones(len(r), dtype=dtype), (r, c)), shape=(len(documents), n_features))
+        matrix.sum_duplicates()
+        return matrix
 
 
 class CompactTfidfVectorizer(TfidfVectorizer):
@@ -47,6 +157,7 @@ class CompactTfidfVectorizer(TfidfVectorizer):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())
         state.pop("_word_index_cache", None)
+        state.pop("_char_index", None)
         vocabulary = state.pop("vocabulary_", None)
         if vocabulary is not None:
             terms = sorted(vocabulary, key=vocabulary.__getitem__)
@@ -87,6 +198,8 @@ class CompactTfidfVectorizer(TfidfVectorizer):
             return super().transform(raw_documents)
         if isinstance(raw_documents, str):
             raise ValueError("Iterable over raw text documents expected, string object received.")
+        if self.analyzer == "char" and self.tokenizer is None and self.input == "content" and not self.strip_accents:
+            return self._weigh(self._char_counts(raw_documents))
         if self.analyzer != "char_wb":
             _, counts = self._count_vocab(raw_documents, fixed_vocab=True)
             if self.binary:
@@ -111,7 +224,7 @@ class CompactTfidfVectorizer(TfidfVectorizer):
                     grams = shared.get(word)
                     if grams is None:
                         grams = shared[word] = analyze(word)
-                    found = cache[word] = [vocabulary[g] for g in grams if g in vocabulary]
+                    found = cache[word] = [i for i in map(vocabulary.get, grams) if i is not None]
                 indices.extend(found)
             indptr.append(len(indices))
         counts = sparse.csr_matrix(
@@ -122,6 +235,37 @@ class CompactTfidfVectorizer(TfidfVectorizer):
         if self.binary:
             counts.data.fill(1)
         return self._weigh(counts)
+
+
+    def _char_counts(self, raw_documents: Any) -> sparse.csr_matrix:
+        """``analyzer="char"`` counts through :class:`CharNgramIndex` (same output as scikit-learn's)."""
+        index = self.__dict__.get("_char_index")
+        if index is None or index[0] is not self.vocabulary_:
+            index = self.__dict__["_char_index"] = (self.vocabulary_, CharNgramIndex(self.vocabulary_, self.ngram_range))
+        preprocess = self.build_preprocessor()
+        documents = [_WHITE_SPACES.sub(" ", preprocess(self.decode(d))) for d in raw_documents]
+        counts = index[1].counts(documents, len(self.vocabulary_), self.dtype)
+        if self.binary:
+            counts.data.fill(1)
+        return counts
+
+
+class RawTextTfidfVectorizer(CompactTfidfVectorizer):
+    """A TF-IDF view of the post as written: reads ``raw`` of a :class:`~classifier.normalize.NormalizedText`.
+
+    Normalisation maps slang and stems words, which helps most n-grams and loses a few (spelling,
+    word-crossing character n-grams); a head can add this view next to the normalised ones. A plain
+    string is read as it is.
+    """
+
+    def build_preprocessor(self) -> Any:
+        """Select the raw text, then scikit-learn's own pre-processing (lower-casing)."""
+        preprocess = super().build_preprocessor()
+
+        def raw_then_preprocess(document: Any) -> Any:
+            return preprocess(getattr(document, "raw", document))
+
+        return raw_then_preprocess
 
 
 def _softmax(margins: np.ndarray, temperature: float) -> np.ndarray:
@@ -361,6 +505,13 @@ class HeadConfig:
     tune_bias: bool = False  # per-class margin offsets maximising out-of-fold macro-F1
     auxiliary: bool = False  # add the other source's rows, label-mapped, to training (never to evaluation)
     auxiliary_weight: float = 0.5
+    # A second view of the post as written (RawTextTfidfVectorizer, analyzer="char": n-grams may cross
+    # words), next to the normalised word and char_wb blocks. Needs a normaliser (not the baseline).
+    raw_view: bool = False
+    raw_char_ngrams: tuple[int, int] = (2, 5)
+    raw_min_df: int = 2
+    raw_max_features: int | None = 80_000
+    raw_weight: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form for the model card."""
@@ -386,7 +537,12 @@ def baseline_config() -> HeadConfig:
 
 def build_head(config: HeadConfig) -> Pipeline:
     """An unfitted pipeline for one head."""
-    first = IdentityText() if config.normalizer is None else TextNormalizer(**config.normalizer)
+    raw_view = config.raw_view and config.normalizer is not None
+    first = (
+        IdentityText()
+        if config.normalizer is None
+        else TextNormalizer(**{**config.normalizer, **({"keep_raw": True} if raw_view else {})})
+    )
     # The normaliser already lower-cases and tokenises; token_pattern keeps "@handle" tokens whole.
     word = CompactTfidfVectorizer(
         ngram_range=config.word_ngrams,
@@ -404,7 +560,21 @@ def build_head(config: HeadConfig) -> Pipeline:
         max_features=config.char_max_features,
         dtype=np.float32,
     )
-    features = FeatureUnion([("word", word), ("char", char)])
+    blocks: list[tuple[str, Any]] = [("word", word), ("char", char)]
+    weights = None
+    if raw_view:
+        raw = RawTextTfidfVectorizer(
+            analyzer="char",
+            ngram_range=config.raw_char_ngrams,
+            sublinear_tf=config.sublinear_tf,
+            min_df=config.raw_min_df,
+            max_features=config.raw_max_features,
+            dtype=np.float32,
+        )
+        blocks.append(("raw", raw))
+        if config.raw_weight != 1.0:
+            weights = {"word": 1.0, "char": 1.0, "raw": config.raw_weight}
+    features = FeatureUnion(blocks, transformer_weights=weights)
     model: Any
     if config.classifier == "logreg":
         model = LogisticRegression(C=config.C * 20, class_weight=config.class_weight, max_iter=2000)

@@ -56,6 +56,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.calibration._SigmoidCalibration",
     "sklearn.feature_extraction.text.TfidfTransformer",
     "classifier.pipeline.CompactTfidfVectorizer",
+    "classifier.pipeline.RawTextTfidfVectorizer",
     "classifier.pipeline.TemperatureCalibratedClassifier",
     "classifier.pipeline.LinearEnsembleClassifier",
     "sklearn.linear_model._ridge.RidgeClassifier",
@@ -107,9 +108,15 @@ def unusable_prediction(reason: str) -> Prediction:
 def _transform(features: Any, texts: list[str]) -> Any:
     """A FeatureUnion's output without its joblib dispatch (~1 ms per call saved on single texts)."""
     parts = getattr(features, "transformer_list", None)
-    if parts is None or features.transformer_weights is not None:
+    if parts is None:
         return features.transform(texts)
-    blocks = [transformer.transform(texts) for _, transformer in parts if transformer not in ("drop", None)]
+    weights = features.transformer_weights or {}
+    blocks = []
+    for name, transformer in parts:
+        if transformer in ("drop", None):
+            continue
+        block = transformer.transform(texts)
+        blocks.append(block * weights[name] if weights.get(name, 1.0) != 1.0 else block)
     return sparse.hstack(blocks, format="csr")
 
 

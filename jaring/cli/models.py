@@ -131,6 +131,14 @@ def evaluate(
     head: list[str] = typer.Option(None, "--head", help="Only these heads (repeatable)."),
     output_dir: Path = typer.Option(None, help="Where to write evaluation.json and confusion PNGs."),
     with_ablation: bool = typer.Option(False, "--ablation", help="Also flip each preprocessing step (slow)."),
+    seed: list[int] = typer.Option(
+        None,
+        "--seed",
+        help="Repeat the CV with these fold shuffles (repeatable); the report gives the means.",
+    ),
+    overrides: list[str] = typer.Option(
+        None, "--set", help="Try a configuration change, e.g. --set relevance.C=0.3 (repeatable)."
+    ),
 ) -> None:
     """Cross-validate a model's configuration against the reference baseline in the same run."""
     from classifier.evaluation import ablation, compare_with_baseline
@@ -143,6 +151,11 @@ def evaluate(
     version = version or current_version(models_dir)
     card = read_card(models_dir, version)
     configs = {h: _config_from_card(HeadConfig, card["heads"][h]["config"]) for h in HEADS}
+    try:
+        configs = apply_overrides(configs, overrides or [])
+    except ValueError as exc:
+        errors.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
     heads = tuple(head) if head else HEADS
     unknown = set(heads) - set(HEADS)
     if unknown:
@@ -157,7 +170,11 @@ def evaluate(
             folds=folds,
             output_dir=output_dir,
             progress=_Bars(progress),
+            seeds=tuple(seed or (0,)),
         )
+        if overrides:
+            report["overrides"] = list(overrides)
+            (output_dir / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         if with_ablation:
             report["ablation"] = ablation(
                 data_dir=data_dir, configs=configs, heads=heads, folds=folds, progress=_Bars(progress)
@@ -174,6 +191,19 @@ def evaluate(
             f"{row['model']['accuracy']:.4f}",
         )
     console.print(table)
+    repeated = {name: row["repeated"] for name, row in report["heads"].items() if "repeated" in row}
+    if repeated:
+        table = Table("head", "seeds", "baseline mean", "model mean", "ratio of means", "model per seed")
+        for name, row in repeated.items():
+            table.add_row(
+                name,
+                str(len(row["model_macro_f1"])),
+                f"{row['baseline_mean']:.4f}",
+                f"{row['model_mean']:.4f}",
+                f"{row['ratio_of_means']:.3f}",
+                " ".join(f"{v:.4f}" for v in row["model_macro_f1"]),
+            )
+        console.print(table)
     if with_ablation:
         for name, rows in report["ablation"].items():
             console.print(f"[bold]{name}[/bold] ablation (delta macro-F1 when the step is flipped):")
@@ -181,6 +211,37 @@ def evaluate(
                 if isinstance(value, dict):
                     console.print(f"  {step:<18} {value['macro_f1']:.4f} ({value['delta']:+.4f})")
     console.print(f"report and confusion matrices in {output_dir}")
+
+
+def apply_overrides(configs: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Head configurations with ``head.field=value`` changes (values are Python/JSON literals).
+
+    Raises ValueError naming the problem for an unknown head or field or an unreadable value.
+    """
+    import ast
+    import dataclasses
+
+    changed = dict(configs)
+    for item in overrides:
+        target, sep, raw_value = item.partition("=")
+        head_name, dot, field_name = target.strip().partition(".")
+        if not sep or not dot:
+            raise ValueError(f"--set {item!r}: expected head.field=value, e.g. relevance.C=0.3")
+        if head_name not in changed:
+            raise ValueError(f"--set {item!r}: unknown head {head_name!r} (one of {', '.join(changed)})")
+        config = changed[head_name]
+        if field_name not in {f.name for f in dataclasses.fields(config)}:
+            raise ValueError(f"--set {item!r}: {head_name} has no setting {field_name!r}")
+        text = raw_value.strip()
+        literal = {"true": "True", "false": "False", "null": "None", "none": "None"}.get(text.lower(), text)
+        try:
+            value = ast.literal_eval(literal)
+        except (ValueError, SyntaxError):
+            value = text  # a bare word such as --set agency.classifier=svm
+        if isinstance(value, list):
+            value = tuple(value)
+        changed[head_name] = dataclasses.replace(config, **{field_name: value})
+    return changed
 
 
 def _config_from_card(cls: Any, data: dict[str, Any]) -> Any:

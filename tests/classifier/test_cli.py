@@ -120,3 +120,39 @@ def test_evaluate_measures_baseline_and_model_on_the_same_splits(
     assert set(row["model"]["per_class"]) == {"keluhan", "bukan", "respon"}
     for name in ("confusion_relevance.png", "confusion_relevance_baseline.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_repeats_over_seeds_and_tries_configuration_changes(
+    app: typer.Typer, tmp_path: Path, tiny_data_dir: Path
+) -> None:
+    models = tmp_path / "models"
+    assert _run(app, "train", "--data-dir", tiny_data_dir, "--models-dir", models, "--cv-folds", "2",
+                "--promote").exit_code == 0
+    out = tmp_path / "eval"
+    result = _run(app, "evaluate", "--data-dir", tiny_data_dir, "--models-dir", models, "--folds", "2",
+                  "--head", "relevance", "--seed", "0", "--seed", "3", "--output-dir", out,
+                  "--set", "relevance.raw_view=true", "--set", "relevance.raw_char_ngrams=[2, 4]",
+                  "--set", "relevance.C=0.3")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "evaluation.json").read_text())
+    row = report["heads"]["relevance"]
+    assert report["seeds"] == [0, 3]
+    assert row["config"]["raw_view"] is True and row["config"]["C"] == 0.3 and row["config"]["raw_char_ngrams"] == [2, 4]
+    repeated = row["repeated"]
+    assert len(repeated["model_macro_f1"]) == len(repeated["baseline_macro_f1"]) == 2
+    assert repeated["model_macro_f1"][0] == row["model"]["macro_f1"]
+    assert repeated["model_mean"] == round(sum(repeated["model_macro_f1"]) / 2, 4)
+    assert report["overrides"] == ["relevance.raw_view=true", "relevance.raw_char_ngrams=[2, 4]", "relevance.C=0.3"]
+    assert f"{repeated['model_mean']:.4f}" in result.output  # the repeated-CV table
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("relevance.C", "expected head.field=value"),
+    ("sentiment.C=1", "unknown head 'sentiment'"),
+    ("agency.learning_rate=1", "agency has no setting 'learning_rate'"),
+])
+def test_evaluate_refuses_an_unknown_override(app: typer.Typer, tmp_path: Path, override: str, message: str) -> None:
+    result = _run(app, "evaluate", "--models-dir", SHIPPED_MODELS, "--set", override, "--output-dir", tmp_path)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (tmp_path / "evaluation.json").exists()

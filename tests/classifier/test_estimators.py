@@ -12,9 +12,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from classifier.normalize import IdentityText, TextNormalizer
 from classifier.pipeline import (
+    CharNgramIndex,
     CompactTfidfVectorizer,
+    HeadConfig,
     LinearEnsembleClassifier,
+    RawTextTfidfVectorizer,
     TemperatureCalibratedClassifier,
+    build_head,
 )
 
 TEXTS = ["jalan rusak parah", "lampu jalan mati", "macet total di oebobo", "angkot ngetem", "sampah numpuk",
@@ -26,7 +30,9 @@ def _learned(estimator: object) -> set[str]:
     return {k for k in vars(estimator) if k.endswith("_") and not k.startswith("_")}
 
 
-@pytest.mark.parametrize("estimator", [TextNormalizer(), TextNormalizer(stem=True, kupang=False), IdentityText()])
+@pytest.mark.parametrize(
+    "estimator", [TextNormalizer(), TextNormalizer(stem=True, kupang=False), TextNormalizer(keep_raw=True), IdentityText()]
+)
 def test_text_transformers_follow_the_contract(estimator: object) -> None:
     params = estimator.get_params()
     assert _learned(estimator) == set()  # __init__ only stores parameters
@@ -83,6 +89,66 @@ def test_cached_char_wb_transform_matches_scikit_learn() -> None:
         got, expected = ours.transform(texts), reference.transform(texts)
         assert got.shape == expected.shape
         np.testing.assert_allclose(got.toarray(), expected.toarray(), rtol=1e-6)
+
+
+HOSTILE_TEXTS = [
+    "Jalan RUSAK parahhh di Oebobo!!", "kata  baru\tyang\nbelum pernah ada", "", "a", "ÄÖ é 😀😀 x", "nul\x00byte di tengah",
+    "x" * 3000, "   spasi   di   mana-mana   ", "\u200b\ufeffzero width", "ﾟ･✿ヾ╲(｡◕‿◕｡)╱✿･ﾟ",
+]
+
+
+@pytest.mark.parametrize("params", [
+    {"ngram_range": (2, 5), "sublinear_tf": True, "min_df": 1},
+    {"ngram_range": (1, 3), "sublinear_tf": False, "binary": True},
+    {"ngram_range": (3, 4), "lowercase": False, "norm": "l1"},
+])
+def test_vectorised_char_ngrams_match_scikit_learn(params: dict) -> None:
+    """analyzer="char" (n-grams crossing words) counted with numpy gives scikit-learn's exact matrix."""
+    params = {"analyzer": "char", "dtype": np.float32, **params}
+    fit_on = TEXTS + HOSTILE_TEXTS[:2]
+    ours = CompactTfidfVectorizer(**params).fit(fit_on)
+    reference = TfidfVectorizer(**params).fit(fit_on)
+    texts = TEXTS + HOSTILE_TEXTS
+    for batch in (texts, texts[:1], texts[-3:]):
+        got, expected = ours.transform(batch), reference.transform(batch)
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got.toarray(), expected.toarray(), rtol=1e-6, atol=1e-7)
+    assert ours.transform([]).shape == (0, len(ours.vocabulary_))
+
+
+def test_char_ngram_index_finds_every_term_and_nothing_else() -> None:
+    vocabulary = {"ab": 0, "abc": 1, "b c": 2, "😀x": 3, "zz": 4}
+    index = CharNgramIndex(vocabulary, (2, 3))
+    counts = index.counts(["abc c", "😀x zz", "ab\x00c", "q"], len(vocabulary), np.float64).toarray()
+    # "abc c": ab, abc; no "b c" (that needs "b c" in the text); "ab\x00c": the NUL is not a separator.
+    np.testing.assert_array_equal(counts, [[1, 1, 0, 0, 0], [0, 0, 0, 1, 1], [1, 0, 0, 0, 0], [0, 0, 0, 0, 0]])
+    assert index.counts(["ab b cab"], len(vocabulary), np.float64).toarray().tolist() == [[2, 0, 1, 0, 0]]
+
+
+def test_raw_view_reads_the_text_as_written() -> None:
+    normalised = TextNormalizer(keep_raw=True).fit_transform(["Jln rusak parahhh @DinasPU", "gpp sih"])
+    assert normalised[0] == TextNormalizer().fit_transform(["Jln rusak parahhh @DinasPU"])[0]
+    assert normalised[0].raw == "Jln rusak parahhh @DinasPU"
+    raw = RawTextTfidfVectorizer(analyzer="char", ngram_range=(3, 3)).fit(normalised)
+    assert "hhh" in raw.vocabulary_ and "jln" in raw.vocabulary_  # the normaliser squeezed and expanded these
+    plain = RawTextTfidfVectorizer(analyzer="char", ngram_range=(3, 3)).fit(["Jln rusak parahhh @DinasPU", "gpp sih"])
+    assert plain.vocabulary_ == raw.vocabulary_  # a plain string is read as it is
+
+
+def test_raw_view_head_fits_predicts_and_keeps_old_normalisers_loadable() -> None:
+    config = HeadConfig(raw_view=True, raw_min_df=1, raw_char_ngrams=(2, 4), raw_weight=0.5, min_df=1,
+                        calibration="none")
+    pipe = build_head(config).fit(TEXTS, LABELS)
+    assert pipe.named_steps["normalize"].keep_raw is True
+    names = pipe.named_steps["features"].get_feature_names_out()
+    assert any(n.startswith("raw__") for n in names) and any(n.startswith("char__") for n in names)
+    assert list(pipe.predict(["sampah numpuk bau", "jalan berlubang parah"])) == ["sampah", "infra"]
+    old = TextNormalizer()
+    state = old.__getstate__()
+    del state["keep_raw"]  # a model saved before the option existed
+    restored = TextNormalizer.__new__(TextNormalizer)
+    restored.__setstate__(state)
+    assert restored.keep_raw is False and restored.transform(["Jln rusak"]) == ["jalan rusak"]
 
 
 def test_bias_tuning_keeps_probabilities_consistent_with_predictions() -> None:
