@@ -7,7 +7,6 @@ be saved with skops, evaluated on its own and still share the normalisation work
 
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -31,7 +30,6 @@ HEADS = ("relevance", "topic", "agency")
 
 
 _SHARED_NGRAMS: dict[Any, dict[str, list[str]]] = {}
-_WHITE_SPACES = re.compile(r"\s\s+")  # scikit-learn's VectorizerMixin._white_spaces
 
 
 class CharNgramIndex:
@@ -40,17 +38,24 @@ class CharNgramIndex:
     scikit-learn builds every n-gram of every text as a Python string (~0.4 ms for a tweet with
     n = 2..5). Here each character becomes a small integer code (its rank in the vocabulary's alphabet;
     0 separates texts, ``base - 1`` stands for a character no n-gram contains), each n-gram a base-``base``
-    number of its codes, and the batch's n-grams are looked up in the sorted vocabulary numbers at once.
-    Codes of real characters are never 0, so n-grams of different lengths never share a number. The
-    counts are identical to scikit-learn's (tests/classifier/test_pipeline.py checks this).
+    number of its codes, and the batch's n-grams are looked up at once in a hash table of the vocabulary's
+    numbers. Codes of real characters are never 0, so n-grams of different lengths never share a number.
+    The counts are identical to scikit-learn's (tests/classifier/test_estimators.py checks this).
+    :meth:`fits` says whether a vocabulary's n-gram numbers fit in 64 bits (alphabet ** max_n < 2**63).
     """
+
+    @staticmethod
+    def fits(vocabulary: dict[str, int], ngram_range: tuple[int, int]) -> bool:
+        """Whether every n-gram of this vocabulary's alphabet has a 64-bit number."""
+        base = len({c for term in vocabulary for c in term}) + 2
+        return float(base) ** ngram_range[1] < 2.0**63
 
     def __init__(self, vocabulary: dict[str, int], ngram_range: tuple[int, int]) -> None:
         self.min_n, self.max_n = ngram_range
         chars = sorted({c for term in vocabulary for c in term})
         self.alphabet = np.array([ord(c) for c in chars], dtype=np.uint32)
         self.base = len(chars) + 2
-        if float(self.base) ** self.max_n >= 2.0**63:
+        if not self.fits(vocabulary, ngram_range):
             raise ValueError("alphabet too large for 64-bit n-gram numbers")
         code = {c: i + 1 for i, c in enumerate(chars)}
         keys = np.empty(len(vocabulary), dtype=np.int64)
@@ -114,7 +119,7 @@ class CharNgramIndex:
 
     def counts(self, documents: list[str], n_features: int, dtype: Any) -> sparse.csr_matrix:
         """Count matrix (documents × n_features) of already pre-processed documents."""
-        if not documents or self.max_probe < 0:
+        if not documents:
             return sparse.csr_matrix((len(documents), n_features), dtype=dtype)
         # NUL separates documents; one inside a text must not become a separator (no n-gram has it).
         codes = self._codes("\x00".join(d.replace("\x00", "\x01") for d in documents))
@@ -122,7 +127,7 @@ class CharNgramIndex:
         usable = (codes > 0) & (codes < self.base - 1)
         key = np.zeros(len(codes), dtype=np.int64)
         whole = np.ones(len(codes), dtype=bool)
-        rows, columns = [], []
+        rows, columns = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]  # texts too short: none
         for n in range(1, self.max_n + 1):
             width = len(codes) - n + 1
             if width <= 0:
@@ -157,7 +162,7 @@ class CompactTfidfVectorizer(TfidfVectorizer):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())
         state.pop("_word_index_cache", None)
-        state.pop("_char_index", None)
+        state.pop("_char_index_cache", None)
         vocabulary = state.pop("vocabulary_", None)
         if vocabulary is not None:
             terms = sorted(vocabulary, key=vocabulary.__getitem__)
@@ -198,8 +203,9 @@ class CompactTfidfVectorizer(TfidfVectorizer):
             return super().transform(raw_documents)
         if isinstance(raw_documents, str):
             raise ValueError("Iterable over raw text documents expected, string object received.")
-        if self.analyzer == "char" and self.tokenizer is None and self.input == "content" and not self.strip_accents:
-            return self._weigh(self._char_counts(raw_documents))
+        index = self._char_index() if self.analyzer == "char" else None
+        if index is not None:
+            return self._weigh(self._char_counts(raw_documents, index))
         if self.analyzer != "char_wb":
             _, counts = self._count_vocab(raw_documents, fixed_vocab=True)
             if self.binary:
@@ -237,14 +243,21 @@ class CompactTfidfVectorizer(TfidfVectorizer):
         return self._weigh(counts)
 
 
-    def _char_counts(self, raw_documents: Any) -> sparse.csr_matrix:
+    def _char_index(self) -> CharNgramIndex | None:
+        """The fitted vocabulary's :class:`CharNgramIndex` (built once), or None where it cannot serve."""
+        cached = self.__dict__.get("_char_index_cache")
+        if cached is None or cached[0] is not self.vocabulary_:
+            usable = CharNgramIndex.fits(self.vocabulary_, self.ngram_range)
+            index = CharNgramIndex(self.vocabulary_, self.ngram_range) if usable else None
+            cached = self.__dict__["_char_index_cache"] = (self.vocabulary_, index)
+        return cached[1]
+
+    def _char_counts(self, raw_documents: Any, index: CharNgramIndex) -> sparse.csr_matrix:
         """``analyzer="char"`` counts through :class:`CharNgramIndex` (same output as scikit-learn's)."""
-        index = self.__dict__.get("_char_index")
-        if index is None or index[0] is not self.vocabulary_:
-            index = self.__dict__["_char_index"] = (self.vocabulary_, CharNgramIndex(self.vocabulary_, self.ngram_range))
+        # scikit-learn's char analyzer: decode, pre-process (accents, lower case), squeeze whitespace runs.
         preprocess = self.build_preprocessor()
-        documents = [_WHITE_SPACES.sub(" ", preprocess(self.decode(d))) for d in raw_documents]
-        counts = index[1].counts(documents, len(self.vocabulary_), self.dtype)
+        documents = [self._white_spaces.sub(" ", preprocess(self.decode(d))) for d in raw_documents]
+        counts = index.counts(documents, len(self.vocabulary_), self.dtype)
         if self.binary:
             counts.data.fill(1)
         return counts

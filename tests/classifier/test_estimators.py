@@ -101,6 +101,7 @@ HOSTILE_TEXTS = [
     {"ngram_range": (2, 5), "sublinear_tf": True, "min_df": 1},
     {"ngram_range": (1, 3), "sublinear_tf": False, "binary": True},
     {"ngram_range": (3, 4), "lowercase": False, "norm": "l1"},
+    {"ngram_range": (2, 3), "strip_accents": "unicode"},
 ])
 def test_vectorised_char_ngrams_match_scikit_learn(params: dict) -> None:
     """analyzer="char" (n-grams crossing words) counted with numpy gives scikit-learn's exact matrix."""
@@ -109,11 +110,20 @@ def test_vectorised_char_ngrams_match_scikit_learn(params: dict) -> None:
     ours = CompactTfidfVectorizer(**params).fit(fit_on)
     reference = TfidfVectorizer(**params).fit(fit_on)
     texts = TEXTS + HOSTILE_TEXTS
-    for batch in (texts, texts[:1], texts[-3:]):
+    for batch in (texts, texts[:1], texts[-3:], [""], ["a", ""], ["", "ab"]):
         got, expected = ours.transform(batch), reference.transform(batch)
         assert got.shape == expected.shape
         np.testing.assert_allclose(got.toarray(), expected.toarray(), rtol=1e-6, atol=1e-7)
     assert ours.transform([]).shape == (0, len(ours.vocabulary_))
+
+
+def test_char_ngrams_beyond_64_bit_numbers_use_scikit_learns_path() -> None:
+    texts = ["".join(chr(0x4E00 + i + j) for j in range(12)) for i in range(0, 400, 12)]  # 400 distinct characters
+    params = {"analyzer": "char", "ngram_range": (1, 8), "dtype": np.float32}
+    ours = CompactTfidfVectorizer(**params).fit(texts)
+    assert not CharNgramIndex.fits(ours.vocabulary_, (1, 8))  # 402 ** 8 > 2 ** 63
+    expected = TfidfVectorizer(**params).fit(texts).transform(texts[:3] + ["x"])
+    np.testing.assert_allclose(ours.transform(texts[:3] + ["x"]).toarray(), expected.toarray(), rtol=1e-6)
 
 
 def test_char_ngram_index_finds_every_term_and_nothing_else() -> None:
