@@ -237,14 +237,7 @@ class TextNormalizer(TransformerMixin, BaseEstimator):
 
     def transform(self, X: Iterable[str]) -> list[str]:
         """Normalise every text."""
-        options = self.get_params()
-        keep_raw = options.pop("keep_raw")
-        out: list[str] = []
-        for item in X:
-            text = str(item)
-            normalized = normalize_text(text, **options)
-            out.append(NormalizedText(normalized, text) if keep_raw else normalized)
-        return out
+        return normalize_many([str(t) for t in X], [self.get_params()])[0]
 
     def cache_key(self) -> tuple[tuple[str, Any], ...]:
         """Identifies the output: two normalisers with equal keys produce the same text."""

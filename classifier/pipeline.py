@@ -586,7 +586,7 @@ def build_head(config: HeadConfig) -> Pipeline:
         )
         blocks.append(("raw", raw))
         if config.raw_weight != 1.0:
-            weights = {"word": 1.0, "char": 1.0, "raw": config.raw_weight}
+            weights = {"raw": config.raw_weight}  # blocks not named keep weight 1
     features = FeatureUnion(blocks, transformer_weights=weights)
     model: Any
     if config.classifier == "logreg":

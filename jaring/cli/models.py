@@ -174,11 +174,11 @@ def evaluate(
         )
         if overrides:
             report["overrides"] = list(overrides)
-            (output_dir / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         if with_ablation:
             report["ablation"] = ablation(
                 data_dir=data_dir, configs=configs, heads=heads, folds=folds, progress=_Bars(progress)
             )
+        if overrides or with_ablation:  # compare_with_baseline wrote the rest already
             (output_dir / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     table = Table("head", "baseline macro-F1", "model macro-F1", "ratio", "baseline acc", "model acc")
     for name, row in report["heads"].items():
