@@ -269,9 +269,6 @@ def bench_throughput(args: argparse.Namespace) -> dict[str, object]:
     """Complaints/s delivered by two real Celery workers (Redis broker), vs the plain-HTTP baseline."""
     import redis
 
-    from jaring.settings import Settings
-    from pipelines.celery_app import create_app
-
     runs = []
     with tempfile.TemporaryDirectory() as tmp, standin() as lapor_url, database(args.backend, Path(tmp)) as url:
         workdir = Path(tmp)
@@ -280,10 +277,7 @@ def bench_throughput(args: argparse.Namespace) -> dict[str, object]:
         env = configure(url, lapor_url, workdir, timeout=10) | {"JARING_BROKER_URL": broker}
         os.environ["JARING_BROKER_URL"] = broker
         baseline = baseline_rate(lapor_url, args.baseline_count)
-        app = create_app(Settings())
-        workers = [spawn_worker(env, workdir, n, args.concurrency, args.pool) for n in range(args.workers)]
-        try:
-            wait_ready(workers, app)
+        with celery_workers(env, workdir, args) as app:
             engine = sa.create_engine(url)
             for _run in range(args.runs):
                 with engine.begin() as conn:
@@ -303,16 +297,6 @@ def bench_throughput(args: argparse.Namespace) -> dict[str, object]:
                     time.sleep(0.1)
                 runs.append(args.count / (time.perf_counter() - started))
             engine.dispose()
-        finally:
-            for w in workers:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(w.pid, signal.SIGTERM)
-            for w in workers:
-                try:
-                    w.wait(20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(w.pid, signal.SIGKILL)
-            app.close()
         check = verify(url, lapor_url, args.count * args.runs)
     median = statistics.median(runs)
     return {

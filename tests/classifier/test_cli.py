@@ -102,15 +102,21 @@ def test_train_command_saves_a_version_with_a_card(app: typer.Typer, tmp_path: P
     assert card["heads"]["agency"]["training_rows"] == {"lapor": 48}
 
 
+def _evaluate_relevance(app: typer.Typer, data_dir: Path, workdir: Path, *options: str) -> tuple[object, Path]:
+    """Train and promote a model on ``data_dir``, then evaluate its relevance head (2 folds) into workdir/eval."""
+    models = workdir / "models"
+    assert _run(app, "train", "--data-dir", data_dir, "--models-dir", models, "--cv-folds", "2",
+                "--promote").exit_code == 0
+    out = workdir / "eval"
+    result = _run(app, "evaluate", "--data-dir", data_dir, "--models-dir", models, "--folds", "2",
+                  "--head", "relevance", "--output-dir", out, *options)
+    return result, out
+
+
 def test_evaluate_measures_baseline_and_model_on_the_same_splits(
     app: typer.Typer, tmp_path: Path, tiny_data_dir: Path
 ) -> None:
-    models = tmp_path / "models"
-    assert _run(app, "train", "--data-dir", tiny_data_dir, "--models-dir", models, "--cv-folds", "2",
-                "--promote").exit_code == 0
-    out = tmp_path / "eval"
-    result = _run(app, "evaluate", "--data-dir", tiny_data_dir, "--models-dir", models, "--folds", "2",
-                  "--head", "relevance", "--output-dir", out)
+    result, out = _evaluate_relevance(app, tiny_data_dir, tmp_path)
     assert result.exit_code == 0, result.output
     report = json.loads((out / "evaluation.json").read_text())
     row = report["heads"]["relevance"]
@@ -125,14 +131,10 @@ def test_evaluate_measures_baseline_and_model_on_the_same_splits(
 def test_evaluate_repeats_over_seeds_and_tries_configuration_changes(
     app: typer.Typer, tmp_path: Path, tiny_data_dir: Path
 ) -> None:
-    models = tmp_path / "models"
-    assert _run(app, "train", "--data-dir", tiny_data_dir, "--models-dir", models, "--cv-folds", "2",
-                "--promote").exit_code == 0
-    out = tmp_path / "eval"
-    result = _run(app, "evaluate", "--data-dir", tiny_data_dir, "--models-dir", models, "--folds", "2",
-                  "--head", "relevance", "--seed", "0", "--seed", "3", "--output-dir", out,
-                  "--set", "relevance.raw_view=true", "--set", "relevance.raw_char_ngrams=[2, 4]",
-                  "--set", "relevance.C=0.3")
+    result, out = _evaluate_relevance(
+        app, tiny_data_dir, tmp_path, "--seed", "0", "--seed", "3",
+        "--set", "relevance.raw_view=true", "--set", "relevance.raw_char_ngrams=[2, 4]", "--set", "relevance.C=0.3",
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "evaluation.json").read_text())
     row = report["heads"]["relevance"]
