@@ -29,9 +29,6 @@ from classifier.normalize import IdentityText, TextNormalizer
 HEADS = ("relevance", "topic", "agency")
 
 
-_SHARED_NGRAMS: dict[Any, dict[str, list[str]]] = {}
-
-
 class CharNgramIndex:
     """Counts a fitted vocabulary's ``analyzer="char"`` n-grams for a whole batch with numpy.
 
@@ -154,7 +151,8 @@ class CompactTfidfVectorizer(TfidfVectorizer):
     hundred thousand n-grams; two numpy arrays are written and read in milliseconds. ``char_wb``
     n-grams never cross a word boundary, so a text's n-gram counts are the sum of its words' counts:
     caching each word's vocabulary indices turns ~15 slicing-and-lookup steps per word into one dict
-    lookup, with output identical to scikit-learn's.
+    lookup, and the words a batch brings that the cache has not seen are counted together with numpy
+    (:meth:`_char_wb_word_indices`), with output identical to scikit-learn's.
     """
 
     _WORD_CACHE_LIMIT = 200_000
@@ -214,34 +212,51 @@ class CompactTfidfVectorizer(TfidfVectorizer):
         cache: dict[str, list[int]] = self.__dict__.setdefault("_word_index_cache", {})
         if len(cache) > self._WORD_CACHE_LIMIT:
             cache.clear()
-        analyze = self.build_analyzer()
-        vocabulary = self.vocabulary_
         preprocess = self.build_preprocessor()
-        # Heads with the same analyser settings share the word -> n-grams work.
-        shared = _SHARED_NGRAMS.setdefault((self.ngram_range, self.lowercase, self.strip_accents), {})
-        if len(shared) > self._WORD_CACHE_LIMIT:
-            shared.clear()
+        documents = [preprocess(document).split() for document in raw_documents]
+        missing = list({word: None for words in documents for word in words if word not in cache})
+        if missing:
+            cache.update(zip(missing, self._char_wb_word_indices(missing), strict=True))
         indices: list[int] = []
         indptr = [0]
-        for document in raw_documents:
-            for word in preprocess(document).split():
-                found = cache.get(word)
-                if found is None:
-                    grams = shared.get(word)
-                    if grams is None:
-                        grams = shared[word] = analyze(word)
-                    found = cache[word] = [i for i in map(vocabulary.get, grams) if i is not None]
-                indices.extend(found)
+        for words in documents:
+            for word in words:
+                indices.extend(cache[word])
             indptr.append(len(indices))
         counts = sparse.csr_matrix(
             (np.ones(len(indices), dtype=self.dtype), np.asarray(indices, dtype=np.int64), np.asarray(indptr)),
-            shape=(len(indptr) - 1, len(vocabulary)),
+            shape=(len(indptr) - 1, len(self.vocabulary_)),
         )
         counts.sum_duplicates()
         if self.binary:
             counts.data.fill(1)
         return self._weigh(counts)
 
+    def _char_wb_word_indices(self, words: list[str]) -> list[list[int]]:
+        """Vocabulary columns of each word's ``char_wb`` n-grams (repeated n-grams repeated), for a batch.
+
+        scikit-learn pads a word with one space each side and takes its n-grams for n up to the padded
+        length (a padded word shorter than ``min_n`` is one n-gram of its own): for every word of at least
+        ``min_n - 2`` characters those are exactly the ``analyzer="char"`` n-grams of the padded word, so
+        :class:`CharNgramIndex` counts the whole batch of new words at once. The rest (and vocabularies
+        whose alphabet is too large for it) go through scikit-learn's analyser, one word at a time.
+        """
+        index = self._char_index()
+        long_enough = [w for w in words if len(w) + 2 >= self.ngram_range[0]] if index is not None else []
+        found: dict[str, list[int]] = {}
+        if index is not None and long_enough:
+            counts = index.counts([f" {w} " for w in long_enough], len(self.vocabulary_), np.int64)
+            columns = np.repeat(counts.indices, counts.data)
+            rows = np.repeat(np.arange(len(long_enough)), np.diff(counts.indptr))
+            ends = np.cumsum(np.bincount(rows, weights=counts.data, minlength=len(long_enough)).astype(np.int64))
+            for word, part in zip(long_enough, np.split(columns, ends[:-1]), strict=True):
+                found[word] = part.tolist()
+        analyze = self.build_analyzer()
+        vocabulary = self.vocabulary_
+        for word in words:
+            if word not in found:
+                found[word] = [i for i in map(vocabulary.get, analyze(word)) if i is not None]
+        return [found[word] for word in words]
 
     def _char_index(self) -> CharNgramIndex | None:
         """The fitted vocabulary's :class:`CharNgramIndex` (built once), or None where it cannot serve."""

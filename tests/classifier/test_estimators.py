@@ -117,6 +117,27 @@ def test_vectorised_char_ngrams_match_scikit_learn(params: dict) -> None:
     assert ours.transform([]).shape == (0, len(ours.vocabulary_))
 
 
+@pytest.mark.parametrize("params", [
+    {"ngram_range": (2, 5), "sublinear_tf": True, "min_df": 1},
+    {"ngram_range": (1, 3), "binary": True},
+    {"ngram_range": (4, 6), "lowercase": False},  # padded words shorter than min_n: scikit-learn's own path
+    {"ngram_range": (2, 3), "strip_accents": "unicode", "norm": "l1"},
+])
+def test_new_words_counted_together_give_scikit_learns_char_wb_matrix(params: dict) -> None:
+    """char_wb words the cache has not seen are counted as a batch with numpy, identically to scikit-learn."""
+    params = {"analyzer": "char_wb", "dtype": np.float32, **params}
+    fit_on = TEXTS + HOSTILE_TEXTS[:2]
+    reference = TfidfVectorizer(**params).fit(fit_on)
+    texts = TEXTS + HOSTILE_TEXTS + ["ab abab ba a b bab", "anana ananas nana"]
+    for batches in ([texts], [texts[:3], texts, texts[-4:]], [[""], ["a", ""], ["", "ab"]]):
+        ours = CompactTfidfVectorizer(**params).fit(fit_on)  # a cold word cache for each sequence
+        for batch in batches:
+            got, expected = ours.transform(batch), reference.transform(batch)
+            assert got.shape == expected.shape
+            np.testing.assert_allclose(got.toarray(), expected.toarray(), rtol=1e-6, atol=1e-7)
+    assert ours.transform([]).shape == (0, len(ours.vocabulary_))
+
+
 def test_char_ngrams_beyond_64_bit_numbers_use_scikit_learns_path() -> None:
     texts = ["".join(chr(0x4E00 + i + j) for j in range(12)) for i in range(0, 400, 12)]  # 400 distinct characters
     params = {"analyzer": "char", "ngram_range": (1, 8), "dtype": np.float32}
