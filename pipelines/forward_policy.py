@@ -189,6 +189,23 @@ def _start_of_day(tz_name: str, now: datetime | None = None) -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
 
 
+# Key of the PostgreSQL advisory lock that serialises daily-cap counting ("JARING" in ASCII).
+DAILY_CAP_LOCK_KEY = 0x4A4152494E47
+
+
+def _serialise_cap_counting(session: Session) -> None:
+    """Hold the daily-cap lock until the caller's transaction ends, so two workers never both take the last slot.
+
+    Counting today's automatic complaints and adding one is a read-then-write: without a lock two classify
+    workers can both count ``cap - 1`` and both forward. On PostgreSQL a transaction-scoped advisory lock
+    makes the count-and-insert atomic across workers (released at commit or rollback). SQLite allows one
+    writer at a time, and the classify stage has already written its batch when it gets here, so its
+    connection holds the database write lock and the count is already serialised.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(DAILY_CAP_LOCK_KEY)))
+
+
 def _count_auto_since(session: Session, since: datetime, rule: AutoForwardRule | None = None) -> int:
     query = sa.select(sa.func.count()).select_from(Complaint).where(Complaint.auto.is_(True))
     query = query.where(Complaint.created_at >= since)
@@ -245,6 +262,7 @@ def apply_auto_forward(*, session: Session, post_id: int, settings: Settings | N
         return None
     forward, reason, rule = decide(config=config, post=post, auto_today=0, rule_today=0)
     if forward:  # only then are the daily caps worth counting
+        _serialise_cap_counting(session)
         since = _start_of_day(config.timezone)
         auto_today = _count_auto_since(session, since)
         rule_today = _count_auto_since(session, since, rule) if rule is not None and rule.daily_cap else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from jaring import db as jaring_db
 from jaring.settings import reset_settings_cache
 from pipelines import outbox, status_sync
 from pipelines.forward_policy import (
@@ -249,3 +251,32 @@ def test_handling_summary_medians(forward_env: ForwardEnv, session: Session) -> 
     assert summary["forwarded"] == 3  # the 400-day-old one is outside the default window
     assert summary["median_verify_hours"] == 30.0 and summary["median_respond_hours"] == 30.0
     assert summary["median_close_hours"] is None
+
+
+def test_two_workers_never_both_take_the_last_slot_of_the_daily_cap(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker B's cap count waits for worker A's transaction, then sees A's complaint and refuses."""
+    monkeypatch.setenv("JARING_DATABASE_URL", postgres_url)
+    path = write_policy(tmp_path / "cap.yaml", auto_forward={**RULES, "daily_cap": 1})
+    monkeypatch.setenv("JARING_FORWARD_POLICY_FILE", str(path))
+    reset_settings_cache()
+    jaring_db.reset_engine()
+    factory = jaring_db.session_factory()
+    with factory() as a, factory() as b:
+        first, second = labelled_post(a, 1), labelled_post(a, 2)
+        a.commit()
+        assert apply_auto_forward(session=a, post_id=first.id) is not None  # A takes the only slot, not committed
+        outcome: dict[str, int | None] = {}
+        worker_b = threading.Thread(target=lambda: outcome.update(b=apply_auto_forward(session=b, post_id=second.id)))
+        worker_b.start()
+        worker_b.join(1.0)
+        assert worker_b.is_alive(), "B counted while A's forward was still uncommitted"
+        a.commit()
+        worker_b.join(10)
+        b.commit()
+    assert outcome == {"b": None}
+    with factory() as check:
+        assert check.scalar(sa.select(sa.func.count()).select_from(Complaint)) == 1
+        reason = check.scalars(sa.select(AuditLog.details).where(AuditLog.action == "auto_forward.skipped")).one()
+        assert reason["reason"] == "daily cap 1 reached"
