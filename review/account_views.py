@@ -70,8 +70,9 @@ async def login(request: Request, db: Session = Depends(get_db)) -> Response:
 
 @router.post("/keluar")
 def logout(request: Request, user: User | None = Depends(current_user), db: Session = Depends(get_db)) -> Response:
-    """End the session."""
+    """End the session, and every other session of the account (a copied cookie stops working too)."""
     if user is not None:
+        user.session_epoch = (user.session_epoch or 0) + 1
         audit.record(session=db, actor=user.username, action="auth.logout", object_type="user", object_id=user.id,
                      details={})
         db.commit()

@@ -2,7 +2,8 @@
 
 - Passwords: argon2id (argon2-cffi), rehashed on login when the parameters change.
 - Session: one signed cookie (itsdangerous, the app's secret key) holding the user id, a fingerprint
-  of the password hash (a password change or deactivation ends every session) and the CSRF token.
+  of the password hash, role, active flag and session epoch (a password change, deactivation or
+  logout ends every session of the account, a copied cookie included) and the CSRF token.
   HttpOnly, SameSite=Lax, Secure in production, 12 hours.
 - CSRF: ``SessionCsrfMiddleware`` refuses every POST/PUT/PATCH/DELETE whose ``csrf_token`` form field
   or ``X-CSRF-Token`` header does not match the session's token (and any cross-origin ``Origin``),
@@ -104,7 +105,8 @@ def create_user(*, session: Session, username: str, password: str, role: str, ac
 
 
 def _fingerprint(user: User) -> str:
-    return hashlib.sha256(f"{user.password_hash}|{user.role}|{user.is_active}".encode()).hexdigest()[:16]
+    material = f"{user.password_hash}|{user.role}|{user.is_active}|{user.session_epoch or 0}"
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
 # --- login rate limiting --------------------------------------------------------------------------

@@ -15,9 +15,18 @@ def test_login_sets_a_hardened_session_cookie_and_logout_ends_it(browserish, app
     cookie = response.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
     assert c.client.get("/kotak-masuk").status_code == 200
+    copied = dict(c.client.cookies)  # e.g. lifted from a shared computer before the reviewer logs out
+    other_device = browserish()
+    other_device.login("reviewer")
     assert c.post("/keluar").status_code == 303
     again = c.client.get("/kotak-masuk")
     assert again.status_code == 303 and again.headers["location"].startswith("/masuk")
+    thief = TestClient(app, base_url="http://testserver", follow_redirects=False, cookies=copied)
+    stolen = thief.get("/kotak-masuk")
+    assert stolen.status_code == 303 and stolen.headers["location"].startswith("/masuk")
+    assert other_device.client.get("/kotak-masuk").status_code == 303  # logout ends every session of the account
+    c.login("reviewer")
+    assert c.client.get("/kotak-masuk").status_code == 200  # logging in again works
 
 
 def test_cookie_is_secure_in_production(app, db_url) -> None:
