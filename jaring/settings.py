@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     lapor_public_url: str = "https://www.lapor.go.id/pengaduan"
 
     classify_sweep_seconds: float = 60.0
+    # A post still unclassified this long after its classify message was published is queued again.
+    classify_requeue_seconds: float = 600.0
     http_timeout_seconds: float = 15.0
     max_post_chars: int = 20_000
     web_host: str = "127.0.0.1"

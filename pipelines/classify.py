@@ -9,14 +9,16 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import BigInteger, or_, select, update
 from sqlalchemy.orm import Session
 
 from classifier.city import load_city
 from classifier.registry import current_version, load_current
+from jaring.db import membership_conditions
 from jaring.settings import Settings, get_settings
 from pipelines.models import Classification, Post, PostStatus, utcnow
 
@@ -114,10 +116,22 @@ def _apply_policy(*, session: Session, post_ids: list[int], settings: Settings) 
     return outbox_ids
 
 
-def pending_post_ids(*, session: Session, limit: int = 1000) -> list[int]:
-    """Ids of stored posts that were never classified."""
+def pending_post_ids(*, session: Session, requeue_after: timedelta, limit: int = 1000) -> list[int]:
+    """Ids of unclassified posts with no classify message published in the last ``requeue_after``."""
+    stale = utcnow() - requeue_after
     return list(
         session.scalars(
-            select(Post.id).where(Post.status == PostStatus.NEW.value).order_by(Post.id).limit(limit)
+            select(Post.id)
+            .where(Post.status == PostStatus.NEW.value)
+            .where(or_(Post.classify_queued_at.is_(None), Post.classify_queued_at < stale))
+            .order_by(Post.id)
+            .limit(limit)
         )
     )
+
+
+def mark_queued(*, session: Session, post_ids: list[int]) -> None:
+    """Record that classify messages for these posts are about to be published."""
+    now = utcnow()
+    for condition in membership_conditions(session.connection(), Post.__table__.c.id, post_ids, BigInteger()):
+        session.execute(update(Post).where(condition).values(classify_queued_at=now))

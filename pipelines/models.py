@@ -144,6 +144,9 @@ class Post(Base):
 
     # Lifecycle and current labels.
     status: Mapped[str] = mapped_column(String(16), default=PostStatus.NEW.value)
+    # When a classify message for this post was last published (migration 0006): the sweep re-queues a
+    # post still ``new`` only once this is older than ``classify_requeue_seconds``.
+    classify_queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     relevance: Mapped[str | None] = mapped_column(String(16))
     relevance_score: Mapped[float | None] = mapped_column(Float)
     topic: Mapped[str | None] = mapped_column(String(32))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from jaring.db import session_scope
-from jaring.settings import Settings
+from jaring.settings import Settings, get_settings
 from pipelines import classify
 from pipelines.celery_app import app
 
@@ -26,16 +27,28 @@ def classify_posts(post_ids: list[int]) -> dict[str, Any]:
 
 @app.task(name="jaring.classify.sweep")
 def classify_pending() -> int:
-    """Queue classification for stored posts nobody classified yet (e.g. after a broker outage)."""
+    """Queue classification for unclassified posts whose message is missing or stuck (e.g. a broker outage).
+
+    A post whose classify message was published less than ``classify_requeue_seconds`` ago is left to
+    that message, so a backlog or a failing classifier does not pile up a duplicate message per post
+    every sweep; one that is still ``new`` after the interval is queued again.
+    """
+    requeue_after = timedelta(seconds=get_settings().classify_requeue_seconds)
     with session_scope() as session:
-        ids = classify.pending_post_ids(session=session, limit=5000)
-    for start in range(0, len(ids), CHUNK):
-        classify_posts.delay(ids[start : start + CHUNK])
+        ids = classify.pending_post_ids(session=session, requeue_after=requeue_after, limit=5000)
+    schedule_classification(ids)
     return len(ids)
 
 
 def schedule_classification(post_ids: list[int]) -> None:
-    """Queue classification of these posts in chunks."""
+    """Mark these posts queued, then publish their classify messages in chunks.
+
+    Marked first: if publishing fails, the sweep queues them again once the re-queue interval passes.
+    """
+    if not post_ids:
+        return
+    with session_scope() as session:
+        classify.mark_queued(session=session, post_ids=post_ids)
     for start in range(0, len(post_ids), CHUNK):
         classify_posts.delay(post_ids[start : start + CHUNK])
 

@@ -127,3 +127,37 @@ def test_real_worker_on_redis_classifies_a_sent_task(
     )
     assert relevance in ("keluhan", "respon", "bukan")
     assert status in ("queued", "confirmed")
+
+
+def test_classify_sweep_queues_each_stuck_post_once_per_interval(configured_db, monkeypatch) -> None:
+    """A backlog or a failing classifier must not get one more duplicate message per post every sweep."""
+    from datetime import timedelta
+
+    from jaring.db import session_scope
+    from pipelines.models import aware, utcnow
+    from pipelines.tasks import classify as tasks
+
+    published: list[list[int]] = []
+    monkeypatch.setattr(tasks.classify_posts, "delay", lambda ids: published.append(list(ids)))
+    with session_scope() as session:
+        posts = [Post(platform="twitter", external_id=f"s{n}", text=f"jalan rusak {n}", raw={}) for n in range(3)]
+        session.add_all(posts)
+        session.flush()
+        ids = [p.id for p in posts]
+        session.add(Post(platform="twitter", external_id="done", text="sudah", raw={}, status="queued"))
+
+    tasks.schedule_classification(ids[:1])  # the harvest queued the first post just now
+    assert published == [ids[:1]]
+    assert tasks.classify_pending() == 2  # only the two nobody queued
+    assert published[-1] == ids[1:]
+    assert tasks.classify_pending() == 0  # every message is still fresh: nothing is queued twice
+    assert len(published) == 2
+
+    with session_scope() as session:  # the first post's message was lost long ago; the second got classified
+        session.get(Post, ids[0]).classify_queued_at = utcnow() - timedelta(minutes=11)
+        session.get(Post, ids[1]).status = "queued"
+    assert tasks.classify_pending() == 1
+    assert published[-1] == ids[:1]
+    with session_scope() as session:
+        queued_at = aware(session.get(Post, ids[0]).classify_queued_at)
+        assert queued_at is not None and utcnow() - queued_at < timedelta(minutes=1)  # marked again
