@@ -405,11 +405,16 @@ def promote(models_dir: Path, version: str, *, force: bool = False) -> list[str]
 
 
 def rollback(models_dir: Path) -> str:
-    """Make the previously promoted version current again; returns it."""
+    """Make the latest earlier promoted version that still has its model file current again; returns it.
+
+    The repository keeps only small model files of old versions (their cards and evaluations stay), so a
+    version whose ``model.skops`` is gone is passed over rather than made current and unloadable.
+    """
     live = current_version(models_dir)
-    previous = [v for v in history(models_dir) if v != live]
+    available = set(list_versions(models_dir))
+    previous = [v for v in history(models_dir) if v != live and v in available]
     if not previous:
-        raise ModelNotFoundError("no earlier promoted version to roll back to")
+        raise ModelNotFoundError("no earlier promoted version with a model file to roll back to")
     target = previous[-1]
     set_current(models_dir, target, reason=f"rollback from {live}")
     return target

@@ -13,6 +13,7 @@ from classifier import registry
 from classifier.labels import LABELS
 from classifier.registry import (
     ModelCache,
+    ModelNotFoundError,
     PromotionRefused,
     UntrustedModelError,
     current_version,
@@ -105,6 +106,19 @@ def test_promote_refuses_a_worse_model_and_says_why(tmp_path: Path, tiny_trained
     assert current_version(tmp_path) == "v2"
     assert rollback(tmp_path) == "v1"
     assert current_version(tmp_path) == "v1"
+
+
+def test_rollback_passes_over_versions_whose_model_file_is_gone(tmp_path: Path, tiny_trained: tuple[dict, dict]) -> None:
+    heads, card = tiny_trained
+    for n, version in enumerate(("v1", "v2", "v3")):
+        _save(tmp_path, version, heads, card, {"relevance": 0.5 + n / 10, "topic": 0.5, "agency": 0.5})
+        promote(tmp_path, version)
+    (tmp_path / "v2" / "model.skops").unlink()  # an old version kept only as its card and evaluation
+    assert rollback(tmp_path) == "v1"
+    assert load_current(tmp_path).version == "v1"
+    (tmp_path / "v3" / "model.skops").unlink()
+    with pytest.raises(ModelNotFoundError, match="no earlier promoted version with a model file"):
+        rollback(tmp_path)
 
 
 def test_workers_pick_up_a_promoted_model_without_restart(tmp_path: Path, tiny_trained: tuple[dict, dict]) -> None:
