@@ -34,9 +34,10 @@ def classify_pending() -> int:
     every sweep; one that is still ``new`` after the interval is queued again.
     """
     requeue_after = timedelta(seconds=get_settings().classify_requeue_seconds)
-    with session_scope() as session:
+    with session_scope() as session:  # found and marked in one transaction
         ids = classify.pending_post_ids(session=session, requeue_after=requeue_after, limit=5000)
-    schedule_classification(ids)
+        classify.mark_queued(session=session, post_ids=ids)
+    _publish(ids)
     return len(ids)
 
 
@@ -49,6 +50,11 @@ def schedule_classification(post_ids: list[int]) -> None:
         return
     with session_scope() as session:
         classify.mark_queued(session=session, post_ids=post_ids)
+    _publish(post_ids)
+
+
+def _publish(post_ids: list[int]) -> None:
+    """One classify message per chunk of posts."""
     for start in range(0, len(post_ids), CHUNK):
         classify_posts.delay(post_ids[start : start + CHUNK])
 
