@@ -242,7 +242,7 @@ class CompactTfidfVectorizer(TfidfVectorizer):
         whose alphabet is too large for it) go through scikit-learn's analyser, one word at a time.
         """
         index = self._char_index()
-        long_enough = [w for w in words if len(w) + 2 >= self.ngram_range[0]] if index is not None else []
+        long_enough = [w for w in words if len(w) + 2 >= self.ngram_range[0]]
         found: dict[str, list[int]] = {}
         if index is not None and long_enough:
             counts = index.counts([f" {w} " for w in long_enough], len(self.vocabulary_), np.int64)

@@ -286,7 +286,9 @@ def run_once() -> dict[str, Any]:
             updated += len(result.updated_post_ids)
             post_ids += result.new_post_ids + result.updated_post_ids
         with session_scope() as session:
-            post_ids = sorted(set(post_ids) | set(pending_post_ids(session=session, requeue_after=timedelta(0))))
+            post_ids = sorted(
+                set(post_ids) | set(pending_post_ids(session=session, requeue_after=timedelta(0)))
+            )
             outcome = classify_posts(session=session, post_ids=post_ids)
             due = outbox.due_ids(session=session)
         delivered = []
