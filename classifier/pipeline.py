@@ -24,6 +24,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l1, inplace_csr_row_normalize_l2
 
+from classifier.keywords import KeywordFeatures
 from classifier.normalize import IdentityText, TextNormalizer
 
 HEADS = ("relevance", "topic", "agency")
@@ -540,6 +541,10 @@ class HeadConfig:
     raw_min_df: int = 2
     raw_max_features: int | None = 80_000
     raw_weight: float = 1.0
+    # Government-function keyword counts (classifier.keywords.KeywordFeatures) read from the post as
+    # written: the name of a keyword file in classifier/lexicons/, or None for no keyword block.
+    keywords: str | None = None
+    keyword_weight: float = 0.3
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form for the model card."""
@@ -566,10 +571,11 @@ def baseline_config() -> HeadConfig:
 def build_head(config: HeadConfig) -> Pipeline:
     """An unfitted pipeline for one head."""
     raw_view = config.raw_view and config.normalizer is not None
+    keep_raw = raw_view or config.keywords is not None
     first = (
         IdentityText()
         if config.normalizer is None
-        else TextNormalizer(**{**config.normalizer, **({"keep_raw": True} if raw_view else {})})
+        else TextNormalizer(**{**config.normalizer, **({"keep_raw": True} if keep_raw else {})})
     )
     # The normaliser already lower-cases and tokenises; token_pattern keeps "@handle" tokens whole.
     word = CompactTfidfVectorizer(
@@ -589,7 +595,7 @@ def build_head(config: HeadConfig) -> Pipeline:
         dtype=np.float32,
     )
     blocks: list[tuple[str, Any]] = [("word", word), ("char", char)]
-    weights = None
+    weights: dict[str, float] = {}  # blocks not named keep weight 1
     if raw_view:
         raw = RawTextTfidfVectorizer(
             analyzer="char",
@@ -601,8 +607,11 @@ def build_head(config: HeadConfig) -> Pipeline:
         )
         blocks.append(("raw", raw))
         if config.raw_weight != 1.0:
-            weights = {"raw": config.raw_weight}  # blocks not named keep weight 1
-    features = FeatureUnion(blocks, transformer_weights=weights)
+            weights["raw"] = config.raw_weight
+    if config.keywords is not None:
+        blocks.append(("keywords", KeywordFeatures(lexicon=config.keywords)))
+        weights["keywords"] = config.keyword_weight
+    features = FeatureUnion(blocks, transformer_weights=weights or None)
     model: Any
     if config.classifier == "logreg":
         model = LogisticRegression(C=config.C * 20, class_weight=config.class_weight, max_iter=2000)

@@ -59,6 +59,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "classifier.pipeline.RawTextTfidfVectorizer",
     "classifier.pipeline.TemperatureCalibratedClassifier",
     "classifier.pipeline.LinearEnsembleClassifier",
+    "classifier.keywords.KeywordFeatures",
     "sklearn.linear_model._ridge.RidgeClassifier",
     "sklearn.preprocessing._label.LabelBinarizer",
     "sklearn.linear_model._logistic.LogisticRegression",
@@ -226,7 +227,11 @@ class LoadedModel:
                     break
                 name = str(names[j])
                 kind, _, term = name.partition("__")
-                (words if kind == "word" else chars).append((term.strip(), round(float(contributions[j]), 4)))
+                if kind == "keywords":  # a function's keyword count: show the keywords found
+                    function = term.partition(":")[2]
+                    found = pipe.named_steps["features"].named_transformers["keywords"].matches(normalised[head][0])
+                    term = f"{', '.join(found.get(function, []))} [{function}]"
+                (words if kind in ("word", "keywords") else chars).append((term.strip(), round(float(contributions[j]), 4)))
             explanation[head] = (words + chars)[:top_n]
         return explanation
 
