@@ -80,6 +80,7 @@ class KeywordFeatures(TransformerMixin, BaseEstimator):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())
         state.pop("_built", None)
+        state.pop("_key", None)
         return state
 
     def transform(self, X: Iterable[Any]) -> sparse.csr_matrix:
@@ -100,6 +101,14 @@ class KeywordFeatures(TransformerMixin, BaseEstimator):
         matrix.sort_indices()
         return matrix
 
+    def cache_key(self) -> tuple[str, int]:
+        """Equal for two fitted transformers with the same keywords (their outputs on a batch are equal)."""
+        cached = self.__dict__.get("_key")
+        if cached is None or cached[0] is not self.keywords_:
+            key = (self.lexicon, hash(tuple(sorted((k, tuple(v)) for k, v in self.keywords_.items()))))
+            cached = self.__dict__["_key"] = (self.keywords_, key)
+        return cached[1]
+
     def matches(self, document: Any) -> dict[str, list[str]]:
         """function → the words of ``document`` that matched its keywords, for explanations."""
         found: dict[int, list[str]] = {}
@@ -109,6 +118,8 @@ class KeywordFeatures(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """``keywords:<FUNCTION>`` per column."""
         return np.asarray([f"keywords:{function}" for function in self.functions_], dtype=object)
+
+_NOTHING: tuple[tuple[int, ...], list[Any]] = ((), [])  # memo entry of a word that starts no keyword
 
 
 def _words(document: Any) -> list[str]:
@@ -139,16 +150,21 @@ class _Index:
                 starts.setdefault(tokens[0], []).append((tokens, is_prefix, tuple(columns)))
         self.starts = {w: sorted(entries, key=lambda e: -len(e[0])) for w, entries in starts.items()}
         self.lengths = sorted({len(k) for k in self.prefix}, reverse=True)
+        # Every prefix keyword is longer than EXACT_MAX_LEN: a word whose first letters start none of
+        # them needs no prefix probes (most words of a post).
+        self.heads = {k[: EXACT_MAX_LEN + 1] for k in self.prefix}
         self.memo: dict[str, tuple[tuple[int, ...], list[tuple[tuple[str, ...], bool, tuple[int, ...]]]]] = {}
 
     def _word(self, word: str) -> tuple[tuple[int, ...], list[tuple[tuple[str, ...], bool, tuple[int, ...]]]]:
         found = self.memo.get(word)
         if found is None:
             columns = self.exact.get(word, ())
-            for n in self.lengths:
-                if n <= len(word):
-                    columns += self.prefix.get(word[:n], ())
-            found = (columns, self.starts.get(word, []))
+            if word[: EXACT_MAX_LEN + 1] in self.heads:
+                for n in self.lengths:
+                    if n <= len(word):
+                        columns += self.prefix.get(word[:n], ())
+            phrases = self.starts.get(word, [])
+            found = (columns, phrases) if columns or phrases else _NOTHING
             if len(self.memo) >= MEMO_SIZE:
                 self.memo.clear()
             self.memo[word] = found
@@ -159,8 +175,12 @@ class _Index:
         counts: dict[int, int] = {}
         free: dict[int, int] = {}  # column → first word index not yet consumed by one of its matches
         total = len(words)
+        memo = self.memo
         for i, word in enumerate(words):
-            singles, phrases = self._word(word)
+            entry = memo.get(word) or self._word(word)
+            if entry is _NOTHING:
+                continue
+            singles, phrases = entry
             for tokens, is_prefix, columns in phrases:
                 n = len(tokens)
                 if i + n > total or words[i + 1 : i + n - 1] != list(tokens[1:-1]):
