@@ -178,6 +178,10 @@ class NormalizedText(str):
         obj.raw = raw
         return obj
 
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]
+        # pickle/copy call __new__ with these (a str subclass would otherwise get only the string).
+        return (str(self), self.raw)
+
 
 def normalize_many(texts: list[str], settings: list[dict[str, Any]]) -> list[list[str]]:
     """Normalise ``texts`` under several settings at once, sharing the regex stage where they agree."""

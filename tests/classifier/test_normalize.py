@@ -85,3 +85,16 @@ def test_normalising_under_several_settings_at_once_matches_one_at_a_time() -> N
     together = normalize_many(texts, settings)
     for params, got in zip(settings, together, strict=True):
         assert got == TextNormalizer(**params).transform(texts)
+
+
+def test_a_normalised_post_keeps_its_raw_text_through_pickle_and_copy() -> None:
+    import copy
+    import pickle
+
+    from classifier.normalize import NormalizedText, TextNormalizer
+
+    [post] = TextNormalizer(keep_raw=True).fit([]).transform(["Sonde ada air PDAM!!"])
+    assert isinstance(post, NormalizedText)
+    for clone in (pickle.loads(pickle.dumps(post)), copy.deepcopy(post), copy.copy(post)):
+        assert isinstance(clone, NormalizedText)
+        assert (str(clone), clone.raw) == (str(post), "Sonde ada air PDAM!!")
