@@ -35,7 +35,9 @@ def load_keywords(name: str) -> dict[str, tuple[str, ...]]:
     """function → its keywords, from ``classifier/lexicons/<name>.csv`` (``#`` lines are comments)."""
     folder = resources.files("classifier").joinpath("lexicons")
     if not re.fullmatch(r"\w+", name) or not folder.joinpath(f"{name}.csv").is_file():
-        known = sorted(p.name.removesuffix(".csv") for p in folder.iterdir() if p.name.endswith("_keywords.csv"))
+        known = sorted(
+            p.name.removesuffix(".csv") for p in folder.iterdir() if p.name.endswith("_keywords.csv")
+        )
         raise ValueError(f"no keyword file {name!r} in classifier/lexicons (known: {', '.join(known)})")
     text = folder.joinpath(f"{name}.csv").read_text(encoding="utf-8")
     rows = csv.DictReader(line for line in text.splitlines() if line.strip() and not line.startswith("#"))
@@ -118,6 +120,7 @@ class KeywordFeatures(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """``keywords:<FUNCTION>`` per column."""
         return np.asarray([f"keywords:{function}" for function in self.functions_], dtype=object)
+
 
 _NOTHING: tuple[tuple[int, ...], list[Any]] = ((), [])  # memo entry of a word that starts no keyword
 

@@ -97,7 +97,9 @@ def test_huge_and_binary_input_is_capped_not_fatal(features: KeywordFeatures) ->
 
 
 def test_matches_lists_the_words_found(features: KeywordFeatures) -> None:
-    assert features.matches("Jalan rusak, jembatan putus, jalan rusak lagi") == {"PUPR": ["jalan rusak", "jembatan"]}
+    assert features.matches("Jalan rusak, jembatan putus, jalan rusak lagi") == {
+        "PUPR": ["jalan rusak", "jembatan"]
+    }
 
 
 def test_follows_the_estimator_contract_and_saves_with_skops(tmp_path: Path) -> None:
