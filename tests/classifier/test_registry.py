@@ -137,7 +137,7 @@ def test_workers_pick_up_a_promoted_model_without_restart(tmp_path: Path, tiny_t
 
 
 def test_shipped_model_predictions_match_its_pipelines(shipped_model) -> None:
-    # (Model 20261128-064813 labels "jalan di depan pasar oebobo rusak parah" ketertiban_kebersihan,
+    # (Since model 20261128-064813, "jalan di depan pasar oebobo rusak parah" is ketertiban_kebersihan,
     # 0.41 vs 0.36: "pasar" complaints in the tweets are mostly K3. Its topic CV is +0.02 on every seed.)
     texts = ["jalan rusak parah di oebobo", "terima kasih pak wali", "ktp saya belum jadi sudah 3 bulan"]
     predictions = shipped_model.predict(texts)
@@ -171,6 +171,38 @@ def test_heads_with_the_same_keywords_count_them_once_per_batch(
     assert calls == [3]
     for head, (_, matrix) in result.items():  # and sharing changes nothing
         np.testing.assert_allclose(matrix, expected[head], rtol=1e-5)
+
+
+def test_the_garbage_collector_pauses_during_a_batch_and_comes_back_as_it_was(
+    tmp_path: Path, tiny_trained: tuple[dict, dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from classifier.keywords import KeywordFeatures
+
+    heads, card = tiny_trained
+    _save(tmp_path, "v1", heads, card)
+    model = load_model(tmp_path, "v1")
+    seen: list[bool] = []
+    original = KeywordFeatures.transform
+
+    def recording(self: KeywordFeatures, X: list[str]) -> object:
+        seen.append(gc.isenabled())
+        return original(self, X)
+
+    monkeypatch.setattr(KeywordFeatures, "transform", recording)
+    assert gc.isenabled()
+    model.predict(["jembatan putus di oebobo", ""])
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        model.predict(["ktp saya belum jadi"])
+        assert not gc.isenabled()  # an application that turned it off keeps it off
+    finally:
+        gc.enable()
+    with pytest.raises(RuntimeError), registry.no_gc_pauses():
+        raise RuntimeError("a failed batch")
+    assert gc.isenabled()
 
 
 def test_explain_uses_weights_cached_at_load(
