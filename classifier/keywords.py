@@ -82,7 +82,6 @@ class KeywordFeatures(TransformerMixin, BaseEstimator):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())
         state.pop("_built", None)
-        state.pop("_key", None)
         return state
 
     def transform(self, X: Iterable[Any]) -> sparse.csr_matrix:
@@ -105,11 +104,7 @@ class KeywordFeatures(TransformerMixin, BaseEstimator):
 
     def cache_key(self) -> tuple[str, int]:
         """Equal for two fitted transformers with the same keywords (their outputs on a batch are equal)."""
-        cached = self.__dict__.get("_key")
-        if cached is None or cached[0] is not self.keywords_:
-            key = (self.lexicon, hash(tuple(sorted((k, tuple(v)) for k, v in self.keywords_.items()))))
-            cached = self.__dict__["_key"] = (self.keywords_, key)
-        return cached[1]
+        return (self.lexicon, self._index().fingerprint)
 
     def matches(self, document: Any) -> dict[str, list[str]]:
         """function → the words of ``document`` that matched its keywords, for explanations."""
@@ -140,6 +135,7 @@ class _Index:
 
     def __init__(self, keywords: dict[str, list[int]]) -> None:
         self.keywords = keywords
+        self.fingerprint = hash(tuple(sorted((k, tuple(v)) for k, v in keywords.items())))
         self.exact: dict[str, tuple[int, ...]] = {}  # short single words (acronyms)
         self.prefix: dict[str, tuple[int, ...]] = {}  # single words that also match suffixed forms
         starts: dict[str, list[tuple[tuple[str, ...], bool, tuple[int, ...]]]] = {}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -147,11 +149,24 @@ def test_shipped_model_predictions_match_its_pipelines(shipped_model) -> None:
     assert predictions[2].agency == "DUKCAPIL"
 
 
+def _spy_on_keyword_counting(monkeypatch: pytest.MonkeyPatch, observe: Callable[[list[str]], Any]) -> list[Any]:
+    """Wrap ``KeywordFeatures.transform``: each call appends ``observe(X)`` to the returned list."""
+    from classifier.keywords import KeywordFeatures
+
+    seen: list[Any] = []
+    original = KeywordFeatures.transform
+
+    def spy(self: KeywordFeatures, X: list[str]) -> object:
+        seen.append(observe(X))
+        return original(self, X)
+
+    monkeypatch.setattr(KeywordFeatures, "transform", spy)
+    return seen
+
+
 def test_heads_with_the_same_keywords_count_them_once_per_batch(
     tmp_path: Path, tiny_trained: tuple[dict, dict], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from classifier.keywords import KeywordFeatures
-
     heads, card = tiny_trained
     _save(tmp_path, "v1", heads, card)
     model = load_model(tmp_path, "v1")
@@ -159,14 +174,7 @@ def test_heads_with_the_same_keywords_count_them_once_per_batch(
     assert with_keywords == ["topic", "agency"]  # default_configs() gives both heads the keyword block
     texts = ["jembatan putus di oebobo", "ktp saya belum jadi", "sampah numpuk di tps"]
     expected = {h: p.predict_proba(texts) for h, p in model.heads.items()}
-    calls: list[int] = []
-    original = KeywordFeatures.transform
-
-    def counting(self: KeywordFeatures, X: list[str]) -> object:
-        calls.append(len(X))
-        return original(self, X)
-
-    monkeypatch.setattr(KeywordFeatures, "transform", counting)
+    calls = _spy_on_keyword_counting(monkeypatch, lambda X: len(X))
     result = model.predict_proba(texts)
     assert calls == [3]
     for head, (_, matrix) in result.items():  # and sharing changes nothing
@@ -178,19 +186,10 @@ def test_the_garbage_collector_pauses_during_a_batch_and_comes_back_as_it_was(
 ) -> None:
     import gc
 
-    from classifier.keywords import KeywordFeatures
-
     heads, card = tiny_trained
     _save(tmp_path, "v1", heads, card)
     model = load_model(tmp_path, "v1")
-    seen: list[bool] = []
-    original = KeywordFeatures.transform
-
-    def recording(self: KeywordFeatures, X: list[str]) -> object:
-        seen.append(gc.isenabled())
-        return original(self, X)
-
-    monkeypatch.setattr(KeywordFeatures, "transform", recording)
+    seen = _spy_on_keyword_counting(monkeypatch, lambda X: gc.isenabled())
     assert gc.isenabled()
     model.predict(["jembatan putus di oebobo", ""])
     assert seen == [False] and gc.isenabled()
