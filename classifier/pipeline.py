@@ -24,6 +24,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l1, inplace_csr_row_normalize_l2
 
+from classifier.embeddings import DocumentEmbedding
 from classifier.keywords import KeywordFeatures
 from classifier.normalize import IdentityText, TextNormalizer
 
@@ -545,6 +546,10 @@ class HeadConfig:
     # written: the name of a keyword file in classifier/lexicons/, or None for no keyword block.
     keywords: str | None = None
     keyword_weight: float = 0.3
+    # Mean word vector of the post (classifier.embeddings.DocumentEmbedding, PPMI + SVD vectors learned
+    # from the head's training text): the number of dimensions, or None for no embedding block.
+    embedding_dim: int | None = None
+    embedding_weight: float = 0.5
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form for the model card."""
@@ -611,6 +616,9 @@ def build_head(config: HeadConfig) -> Pipeline:
     if config.keywords is not None:
         blocks.append(("keywords", KeywordFeatures(lexicon=config.keywords)))
         weights["keywords"] = config.keyword_weight
+    if config.embedding_dim is not None:
+        blocks.append(("embedding", DocumentEmbedding(dim=config.embedding_dim)))
+        weights["embedding"] = config.embedding_weight
     features = FeatureUnion(blocks, transformer_weights=weights or None)
     model: Any
     if config.classifier == "logreg":

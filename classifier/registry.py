@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from classifier.embeddings import DocumentEmbedding
 from classifier.guard import unusable_reason
 from classifier.keywords import KeywordFeatures
 from classifier.labels import FALLBACK_LABELS
@@ -63,6 +64,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "classifier.pipeline.TemperatureCalibratedClassifier",
     "classifier.pipeline.LinearEnsembleClassifier",
     "classifier.keywords.KeywordFeatures",
+    "classifier.embeddings.DocumentEmbedding",
     "sklearn.linear_model._ridge.RidgeClassifier",
     "sklearn.preprocessing._label.LabelBinarizer",
     "sklearn.linear_model._logistic.LogisticRegression",
@@ -161,6 +163,7 @@ class LoadedModel:
         self.heads = heads
         self.card = card or {}
         self._feature_names: dict[str, np.ndarray] = {}
+        self._embedding_cols: dict[str, np.ndarray] = {}
         # (classes, coefficient matrix) per head, computed once: averaging calibrated coefficient
         # matrices on every explain() call cost ~0.1 s, and the classify stage explains every complaint.
         self._weights: dict[str, tuple[np.ndarray, np.ndarray]] = {
@@ -255,21 +258,43 @@ class LoadedModel:
             idx = features.indices
             contributions = features.data * coef[label_row, idx]
             names = self._names(head)[idx]
-            order = np.argsort(-contributions)
-            words: list[tuple[str, float]] = []
+            blocks = pipe.named_steps["features"]
+            # word term → contribution; a word's pull through its learned vector joins its own entry
+            word_terms: dict[str, float] = self._embedding_shares(head, blocks, normalised[head][0], coef[label_row])
             chars: list[tuple[str, float]] = []
-            for j in order:
-                if contributions[j] <= 0:
-                    break
-                name = str(names[j])
-                kind, _, term = name.partition("__")
+            for j in np.argsort(-contributions):
+                kind, _, term = str(names[j]).partition("__")
+                if kind == "embedding":
+                    continue  # split into its words above
                 if kind == "keywords":  # a function's keyword count: show the keywords found
                     function = term.partition(":")[2]
-                    found = pipe.named_steps["features"].named_transformers["keywords"].matches(normalised[head][0])
+                    found = blocks.named_transformers["keywords"].matches(normalised[head][0])
                     term = f"{', '.join(found.get(function, []))} [{function}]"
-                (words if kind in ("word", "keywords") else chars).append((term.strip(), round(float(contributions[j]), 4)))
+                if kind in ("word", "keywords"):  # net of both signs: a word shows what it adds in total
+                    word_terms[term.strip()] = word_terms.get(term.strip(), 0.0) + float(contributions[j])
+                elif contributions[j] > 0:
+                    chars.append((term.strip(), round(float(contributions[j]), 4)))
+            words = [(t, round(v, 4)) for t, v in sorted(word_terms.items(), key=lambda kv: -kv[1]) if v > 0]
             explanation[head] = (words + chars)[:top_n]
         return explanation
+
+    def _embedding_shares(self, head: str, blocks: Any, document: str, coef_row: np.ndarray) -> dict[str, float]:
+        """word → its share of the embedding block's contribution to the label's margin (empty without one)."""
+        embedding = dict(blocks.transformer_list).get("embedding")
+        if not isinstance(embedding, DocumentEmbedding):
+            return {}
+        columns = self._embedding_columns(head)
+        weight = (blocks.transformer_weights or {}).get("embedding", 1.0)
+        return embedding.word_contributions(document, coef_row[columns] * weight)
+
+    def _embedding_columns(self, head: str) -> np.ndarray:
+        columns = self._embedding_cols.get(head)
+        if columns is None:
+            names = self._names(head)
+            columns = self._embedding_cols[head] = np.asarray(
+                [j for j, name in enumerate(names) if str(name).startswith("embedding__")], dtype=np.int64
+            )
+        return columns
 
 
 # --- files --------------------------------------------------------------------------------------
