@@ -227,3 +227,31 @@ def test_explain_uses_weights_cached_at_load(
     assert model.explain(text, top_n=4) == first
     topic_terms = [term for term, _ in first["topic"]]
     assert any("sampah" in term for term in topic_terms)
+
+
+def test_explain_splits_the_embedding_block_into_the_words_of_the_post(shipped_model) -> None:
+    from classifier.embeddings import DocumentEmbedding
+
+    text = "tanah longsor menutup jalan dan rumah warga di kelurahan oebobo"
+    pipe = shipped_model.heads["agency"]
+    blocks = pipe.named_steps["features"]
+    assert isinstance(dict(blocks.transformer_list)["embedding"], DocumentEmbedding)  # the shipped agency head has one
+    normalised = shipped_model._normalised([text])["agency"]
+    features = registry._transform(blocks, normalised).tocsr()
+    classes, coef = shipped_model._weights["agency"]
+    label = int(np.argmax(shipped_model.predict_proba([text])["agency"][1][0]))
+    names = shipped_model._names("agency")
+    row = dict(zip(features.indices, features.data * coef[label, features.indices], strict=True))
+    block = sum(v for j, v in row.items() if str(names[j]).startswith("embedding__"))
+    shares = shipped_model._embedding_shares("agency", blocks, normalised[0], coef[label])
+    assert shares and sum(shares.values()) == pytest.approx(block, rel=1e-4, abs=1e-6)
+    # Every shown word carries its word-block weight plus its share of the embedding block.
+    by_word = {str(names[j]).removeprefix("word__"): v for j, v in row.items() if str(names[j]).startswith("word__")}
+    terms: dict[str, float] = {}
+    for term, weight in shipped_model.explain(text, top_n=100)["agency"]:
+        terms.setdefault(term, weight)  # word terms come first; a char n-gram may repeat a word's spelling
+    assert not any(term.startswith("dim") for term in terms)
+    for word, share in shares.items():
+        total = share + by_word.get(word, 0.0)
+        if total > 0:
+            assert terms[word] == pytest.approx(total, abs=1e-4)
