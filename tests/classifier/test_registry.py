@@ -14,6 +14,7 @@ import skops.io as sio
 from classifier import registry
 from classifier.labels import LABELS
 from classifier.registry import (
+    LoadedModel,
     ModelCache,
     ModelNotFoundError,
     PromotionRefused,
@@ -41,6 +42,14 @@ def tiny_trained(tiny_data_dir: Path) -> tuple[dict, dict]:
     return train_model(data_dir=tiny_data_dir, cv_folds=2)
 
 
+@pytest.fixture
+def tiny_loaded(tmp_path: Path, tiny_trained: tuple[dict, dict]) -> LoadedModel:
+    """``tiny_trained`` saved as version ``v1`` in ``tmp_path`` and loaded back."""
+    heads, card = tiny_trained
+    _save(tmp_path, "v1", heads, card)
+    return load_model(tmp_path, "v1")
+
+
 def _save(models_dir: Path, version: str, heads: dict, card: dict, f1: dict[str, float] | None = None) -> None:
     card = json.loads(json.dumps(card, default=str))
     if f1 is not None:
@@ -49,10 +58,11 @@ def _save(models_dir: Path, version: str, heads: dict, card: dict, f1: dict[str,
     save_model(models_dir, version, heads, card)
 
 
-def test_skops_round_trip_gives_identical_predictions(tmp_path: Path, tiny_trained: tuple[dict, dict]) -> None:
-    heads, card = tiny_trained
-    _save(tmp_path, "v1", heads, card)
-    loaded = load_model(tmp_path, "v1")
+def test_skops_round_trip_gives_identical_predictions(
+    tmp_path: Path, tiny_trained: tuple[dict, dict], tiny_loaded: LoadedModel
+) -> None:
+    heads, _ = tiny_trained
+    loaded = tiny_loaded
     texts = ["jalan rusak berlubang di oebobo", "terima kasih atas undangannya", "ktp saya belum jadi"]
     for head, pipe in heads.items():
         np.testing.assert_array_equal(pipe.predict(texts), loaded.heads[head].predict(texts))
@@ -164,12 +174,8 @@ def _spy_on_keyword_counting(monkeypatch: pytest.MonkeyPatch, observe: Callable[
     return seen
 
 
-def test_heads_with_the_same_keywords_count_them_once_per_batch(
-    tmp_path: Path, tiny_trained: tuple[dict, dict], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    heads, card = tiny_trained
-    _save(tmp_path, "v1", heads, card)
-    model = load_model(tmp_path, "v1")
+def test_heads_with_the_same_keywords_count_them_once_per_batch(tiny_loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = tiny_loaded
     with_keywords = [h for h, p in model.heads.items() if "keywords" in p.named_steps["features"].named_transformers]
     assert with_keywords == ["topic", "agency"]  # default_configs() gives both heads the keyword block
     texts = ["jembatan putus di oebobo", "ktp saya belum jadi", "sampah numpuk di tps"]
@@ -181,14 +187,10 @@ def test_heads_with_the_same_keywords_count_them_once_per_batch(
         np.testing.assert_allclose(matrix, expected[head], rtol=1e-5)
 
 
-def test_the_garbage_collector_pauses_during_a_batch_and_comes_back_as_it_was(
-    tmp_path: Path, tiny_trained: tuple[dict, dict], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_garbage_collector_pauses_during_a_batch_and_comes_back_as_it_was(tiny_loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
     import gc
 
-    heads, card = tiny_trained
-    _save(tmp_path, "v1", heads, card)
-    model = load_model(tmp_path, "v1")
+    model = tiny_loaded
     seen = _spy_on_keyword_counting(monkeypatch, lambda X: gc.isenabled())
     assert gc.isenabled()
     model.predict(["jembatan putus di oebobo", ""])
@@ -204,14 +206,10 @@ def test_the_garbage_collector_pauses_during_a_batch_and_comes_back_as_it_was(
     assert gc.isenabled()
 
 
-def test_explain_uses_weights_cached_at_load(
-    tmp_path: Path, tiny_trained: tuple[dict, dict], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_explain_uses_weights_cached_at_load(tiny_loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
     from classifier.pipeline import linear_weights
 
-    heads, card = tiny_trained
-    _save(tmp_path, "v1", heads, card)
-    model = load_model(tmp_path, "v1")
+    model = tiny_loaded
     for head, pipe in model.heads.items():
         classes, coef = linear_weights(pipe.named_steps["model"])
         cached_classes, cached_coef = model._weights[head]
