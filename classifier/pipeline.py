@@ -27,6 +27,7 @@ from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l1, inplace
 from classifier.embeddings import DocumentEmbedding
 from classifier.keywords import KeywordFeatures
 from classifier.normalize import IdentityText, TextNormalizer
+from classifier.shape import PostShape
 
 HEADS = ("relevance", "topic", "agency")
 
@@ -550,6 +551,10 @@ class HeadConfig:
     # from the head's training text): the number of dimensions, or None for no embedding block.
     embedding_dim: int | None = None
     embedding_weight: float = 0.5
+    # Length bins and opening/closing words of the post (classifier.shape.PostShape).
+    shape: bool = False
+    shape_edge_words: int = 3
+    shape_weight: float = 0.3
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form for the model card."""
@@ -576,7 +581,7 @@ def baseline_config() -> HeadConfig:
 def build_head(config: HeadConfig) -> Pipeline:
     """An unfitted pipeline for one head."""
     raw_view = config.raw_view and config.normalizer is not None
-    keep_raw = raw_view or config.keywords is not None
+    keep_raw = raw_view or config.keywords is not None or config.shape
     first = (
         IdentityText()
         if config.normalizer is None
@@ -619,6 +624,9 @@ def build_head(config: HeadConfig) -> Pipeline:
     if config.embedding_dim is not None:
         blocks.append(("embedding", DocumentEmbedding(dim=config.embedding_dim)))
         weights["embedding"] = config.embedding_weight
+    if config.shape:
+        blocks.append(("shape", PostShape(edge_words=config.shape_edge_words)))
+        weights["shape"] = config.shape_weight
     features = FeatureUnion(blocks, transformer_weights=weights or None)
     model: Any
     if config.classifier == "logreg":

@@ -65,6 +65,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "classifier.pipeline.LinearEnsembleClassifier",
     "classifier.keywords.KeywordFeatures",
     "classifier.embeddings.DocumentEmbedding",
+    "classifier.shape.PostShape",
     "sklearn.linear_model._ridge.RidgeClassifier",
     "sklearn.preprocessing._label.LabelBinarizer",
     "sklearn.linear_model._logistic.LogisticRegression",
@@ -73,6 +74,10 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.preprocessing._label.LabelEncoder",
     "sklearn.svm._classes.LinearSVC",
 )
+
+
+# How explain() names a PostShape length bin on the review screen (``words:15-19`` -> "[panjang 15-19 kata]").
+SHAPE_LENGTHS = {"words": "kata", "chars": "karakter"}
 
 
 class UntrustedModelError(RuntimeError):
@@ -243,7 +248,7 @@ class LoadedModel:
             return self._feature_names[head]
 
     def explain(self, text: str, top_n: int = 5) -> dict[str, list[tuple[str, float]]]:
-        """head → the terms that pushed the predicted label most (word terms first, then char n-grams)."""
+        """head → the terms that pushed the predicted label most (words first, then char n-grams and length bins)."""
         if unusable_reason(text):
             return {head: [] for head in HEADS}
         normalised = self._normalised([text])
@@ -270,6 +275,12 @@ class LoadedModel:
                     function = term.partition(":")[2]
                     found = blocks.named_transformers["keywords"].matches(normalised[head][0])
                     term = f"{', '.join(found.get(function, []))} [{function}]"
+                if kind == "shape":  # an opening/closing word joins the word's entry; a length bin shows as one
+                    position, _, value = term.partition(":")
+                    if position in SHAPE_LENGTHS:
+                        term = f"[panjang {value} {SHAPE_LENGTHS[position]}]"
+                    else:
+                        kind, term = "word", value
                 if kind in ("word", "keywords"):  # net of both signs: a word shows what it adds in total
                     word_terms[term.strip()] = word_terms.get(term.strip(), 0.0) + float(contributions[j])
                 elif contributions[j] > 0:
