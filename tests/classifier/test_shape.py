@@ -93,3 +93,12 @@ def test_explain_nets_edge_terms_into_their_word_and_names_length_bins_in_indone
     assert shown == {
         f"[panjang {k.partition(':')[2]} {'kata' if 'words' in k else 'karakter'}]" for k, v in lengths.items() if v > 0
     }
+
+
+def test_the_shipped_relevance_head_reads_the_shape_of_the_post(shipped_model: LoadedModel) -> None:
+    blocks = dict(shipped_model.heads["relevance"].named_steps["features"].transformer_list)
+    assert isinstance(blocks["shape"], PostShape)
+    thanks = "terima kasih kang"
+    assert shipped_model.predict([thanks])[0].relevance == "bukan"
+    # a three-word post: its length pushes it away from a complaint, and the review screen says so
+    assert "[panjang 0-4 kata]" in dict(shipped_model.explain(thanks, top_n=10)["relevance"])
