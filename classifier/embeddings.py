@@ -20,8 +20,8 @@ from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import TruncatedSVD
 
-# A harvested post is capped upstream; this bounds the work for text that reaches us another way.
-MAX_CHARS = 20_000
+from classifier.guard import MAX_CHARS  # the classifier's input cap also bounds each block's work per post
+
 # Context-distribution smoothing of the PPMI (Levy et al. 2015): rare contexts stop dominating.
 CONTEXT_SMOOTHING = 0.75
 

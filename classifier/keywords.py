@@ -20,8 +20,8 @@ import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 
-# A harvested post is capped upstream; this bounds the work for text that reaches us another way.
-MAX_CHARS = 20_000
+from classifier.guard import MAX_CHARS  # the classifier's input cap also bounds each block's work per post
+
 # Keywords this short are acronyms (kk, rt, sd, tps): they match whole words only.
 EXACT_MAX_LEN = 3
 _NOT_WORD = re.compile(r"[^\w]+")  # keywords: punctuation reads as a space

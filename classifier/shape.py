@@ -26,8 +26,8 @@ import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 
-# A harvested post is capped upstream; this bounds the work for text that reaches us another way.
-MAX_CHARS = 20_000
+from classifier.guard import MAX_CHARS  # the classifier's input cap also bounds each block's work per post
+
 WORD_BIN, WORD_BINS = 5, 7  # words 0-4, 5-9, ..., 30 or more
 CHAR_BIN, CHAR_BINS = 25, 8  # characters 0-24, 25-49, ..., 175 or more
 _RAW_WORD = re.compile(r"@?\w+")
