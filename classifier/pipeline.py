@@ -430,17 +430,25 @@ class LinearEnsembleClassifier(ClassifierMixin, BaseEstimator):
     ``sum_m margins_m / scale_m`` is itself one linear model: ``coef_`` and ``intercept_`` hold it and
     prediction costs exactly what a single LinearSVC costs. ``scale_m`` is the standard deviation of the
     member's row-centred training margins, so no member dominates by units alone.
+
+    ``pair`` names two classes the one-vs-rest members confuse most (relevance: ``bukan`` and
+    ``keluhan``). A second vote of the same members is then fitted on the rows of those two classes alone,
+    and its two class rows are added, times ``pair_weight``, to theirs. That is the one-vs-one view of the
+    hard pair (Hsu & Lin 2002), still linear, so it folds into the same matrix at no prediction cost.
     """
 
     def __init__(self, members: tuple[str, ...] = ("svm", "nbsvm", "logreg"), C: float = 0.5,
                  nb_C: float = 0.5, logreg_C: float = 30.0, nb_alpha: float = 1.0,
-                 class_weight: str | None = "balanced") -> None:
+                 class_weight: str | None = "balanced", pair: tuple[str, ...] | None = None,
+                 pair_weight: float = 0.4) -> None:
         self.members = members
         self.C = C
         self.nb_C = nb_C
         self.logreg_C = logreg_C
         self.nb_alpha = nb_alpha
         self.class_weight = class_weight
+        self.pair = pair
+        self.pair_weight = pair_weight
 
     def _member(self, name: str, X: Any, y: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(coef classes × features, intercept) of one member, columns in ``self.classes_`` order."""
@@ -492,9 +500,26 @@ class LinearEnsembleClassifier(ClassifierMixin, BaseEstimator):
             coef += member_coef / scale
             intercept += member_intercept / scale
         self.member_scales_ = np.asarray(scales)
+        if self.pair is not None:
+            self._add_pair_vote(tuple(self.pair), X, y, weights, coef, intercept)
         self.coef_ = coef.astype(np.float32)
         self.intercept_ = intercept
         return self
+
+    def _add_pair_vote(self, pair: tuple[str, ...], X: Any, y: np.ndarray, weights: np.ndarray, coef: np.ndarray,
+                       intercept: np.ndarray) -> None:
+        """Add the two-class vote on the ``pair``'s rows to those classes' rows of ``coef``/``intercept``."""
+        missing = [label for label in pair if label not in set(self.classes_)]
+        if len(pair) != 2 or pair[0] == pair[1] or missing:
+            raise ValueError(f"pair must name two different classes of {list(self.classes_)}, got {list(pair)}")
+        rows = np.isin(y, pair)
+        sub = clone(self).set_params(pair=None).fit(X[rows], y[rows], sample_weight=weights[rows])
+        sub_coef = np.asarray(sub.coef_, dtype=np.float64)
+        for k, label in enumerate(sub.classes_):
+            target = int(np.flatnonzero(self.classes_ == label)[0])
+            coef[target] += self.pair_weight * sub_coef[k]
+            intercept[target] += self.pair_weight * sub.intercept_[k]
+        self.pair_member_scales_ = sub.member_scales_
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Summed scaled margins, one column per class."""
@@ -555,6 +580,9 @@ class HeadConfig:
     shape: bool = False
     shape_edge_words: int = 3
     shape_weight: float = 0.3
+    # Two classes the ensemble also separates one-vs-one (LinearEnsembleClassifier.pair), or None.
+    pair: tuple[str, str] | None = None
+    pair_weight: float = 0.4
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form for the model card."""
@@ -633,7 +661,9 @@ def build_head(config: HeadConfig) -> Pipeline:
         model = LogisticRegression(C=config.C * 20, class_weight=config.class_weight, max_iter=2000)
     elif config.classifier == "ensemble":
         model = LinearEnsembleClassifier(members=tuple(config.ensemble_members), C=config.C, nb_C=config.C,
-                                         class_weight=config.class_weight)
+                                         class_weight=config.class_weight,
+                                         pair=tuple(config.pair) if config.pair else None,
+                                         pair_weight=config.pair_weight)
     elif config.classifier == "ridge":
         model = RidgeClassifier(alpha=1.0 / config.C, class_weight=config.class_weight)
     else:

@@ -226,6 +226,31 @@ def test_linear_ensemble_handles_two_classes_and_calibration() -> None:
         LinearEnsembleClassifier(members=("forest",)).fit(X, y)
 
 
+def test_pair_vote_adds_the_two_class_ensemble_to_its_classes_rows_only() -> None:
+    X = TfidfVectorizer().fit_transform(TEXTS)
+    y = np.asarray(LABELS)
+    plain = LinearEnsembleClassifier(members=("svm", "nbsvm")).fit(X, y)
+    paired = LinearEnsembleClassifier(members=("svm", "nbsvm"), pair=("infra", "macet"), pair_weight=0.4).fit(X, y)
+    rows = np.isin(y, ["infra", "macet"])
+    two = LinearEnsembleClassifier(members=("svm", "nbsvm")).fit(X[rows], y[rows])
+    assert list(two.classes_) == ["infra", "macet"]
+    # infra and macet gain 0.4 x the two-class vote; sampah's row is untouched.
+    for k in (0, 1):
+        # (liblinear shuffles its coordinates, so two fits of one model agree to about 1e-5, not bit for bit)
+        np.testing.assert_allclose(paired.coef_[k], plain.coef_[k] + 0.4 * two.coef_[k], rtol=1e-4, atol=1e-5)
+        assert paired.intercept_[k] == pytest.approx(plain.intercept_[k] + 0.4 * two.intercept_[k], rel=1e-4)
+    np.testing.assert_array_equal(paired.coef_[2], plain.coef_[2])
+    assert paired.intercept_[2] == plain.intercept_[2]
+    np.testing.assert_allclose(paired.pair_member_scales_, two.member_scales_, rtol=1e-4)
+    # Still one matrix (the prediction costs what it did) that clones with its pair.
+    assert paired.coef_.shape == plain.coef_.shape
+    assert clone(paired).get_params()["pair"] == ("infra", "macet")
+    assert paired.score(X, y) == 1.0
+    for bad in (("infra", "jalan"), ("infra", "infra"), ("infra",)):
+        with pytest.raises(ValueError, match="pair must name two different classes"):
+            LinearEnsembleClassifier(pair=bad).fit(X, y)
+
+
 @pytest.mark.parametrize(
     "params",
     [
