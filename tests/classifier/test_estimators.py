@@ -20,6 +20,7 @@ from classifier.pipeline import (
     TemperatureCalibratedClassifier,
     build_head,
 )
+from classifier.registry import LoadedModel
 
 TEXTS = ["jalan rusak parah", "lampu jalan mati", "macet total di oebobo", "angkot ngetem", "sampah numpuk",
          "sampah bau sekali", "jalan berlubang", "macet tiap pagi", "sampah belum diangkut"] * 3
@@ -269,3 +270,11 @@ def test_fast_tfidf_weighting_matches_scikit_learn(params: dict) -> None:
     np.testing.assert_allclose(got.toarray(), expected.toarray(), rtol=1e-6)
     with pytest.raises(ValueError, match="Iterable over raw text"):
         ours.transform("one string")
+
+
+def test_the_shipped_relevance_head_votes_bukan_against_keluhan_one_vs_one(shipped_model: LoadedModel) -> None:
+    ensemble = shipped_model.heads["relevance"].named_steps["model"].estimator_
+    assert isinstance(ensemble, LinearEnsembleClassifier)
+    assert tuple(ensemble.pair) == ("bukan", "keluhan") and ensemble.pair_weight == 0.4
+    assert ensemble.pair_member_scales_.shape == (len(ensemble.members),)
+    assert ensemble.coef_.shape[0] == len(ensemble.classes_) == 3  # folded: no extra rows to predict with
