@@ -114,7 +114,7 @@ def default_configs() -> dict[str, HeadConfig]:
     tell a three-word thank-you from a forty-word complaint sharing its words. Topic with the same block:
     0.7040 vs 0.7025, within noise, off.
 
-    Relevance (model after 20261128-115714): a one-vs-one vote between ``bukan`` and ``keluhan``, the pair
+    Relevance (model 20261128-130740): a one-vs-one vote between ``bukan`` and ``keluhan``, the pair
     behind 9 in 10 of its errors (``LinearEnsembleClassifier.pair``: the same two members fitted on those
     two classes' rows, added at weight 0.4; still one folded matrix). Harness, seeds 0-5: 0.8531 vs 0.8517,
     better on 5 of 6 (weight 0.2 / 0.3 / 0.5 / 0.6 / 0.7: 0.8523 / 0.8524 / 0.8528 / 0.8529 / 0.8514; a full
