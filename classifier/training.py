@@ -107,7 +107,7 @@ def default_configs() -> dict[str, HeadConfig]:
     (seeds 0, 1, 2; the CV harness, vectors fitted without the test fold), so 1.0. Relevance with the same
     kind of block (word2vec or PPMI, with or without 35k unlabelled tweets): 0.8470-0.8491, not kept.
 
-    Relevance (model after 20261128-095926): the shape of the post (:class:`~classifier.shape.PostShape`:
+    Relevance (model 20261128-115714): the shape of the post (:class:`~classifier.shape.PostShape`:
     length bins of the post as written, position-tagged first and last three words), weight 0.3: 0.8520 vs
     0.8470 on seeds 0, 1, 2 and 0.8514 vs 0.8448 on seeds 3, 4, 5 (better on all six; baseline 0.8375 and
     0.8400). Length alone: 0.8512 (seeds 0, 1, 2). TF-IDF rows have unit length, so without it a head cannot
