@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from classifier.dataset import data_files
 from classifier.pipeline import HEADS, HeadConfig, baseline_config
 from classifier.training import HeadData, Progress, cross_validate, default_configs, load_head_data
 
@@ -64,8 +65,12 @@ def compare_with_baseline(
     progress: Progress | None = None,
     data: dict[str, HeadData] | None = None,
     seeds: tuple[int, ...] = (0,),
+    version: str | None = None,
 ) -> dict[str, Any]:
     """Per head: the baseline's and our CV metrics on identical splits, and their ratio.
+
+    ``version`` names the model whose configuration ``configs`` is, for the report (the promotion
+    guard trusts a report in a version's ``evaluation/`` folder only if its configs match that card).
 
     With several ``seeds`` the whole grouped CV is repeated with differently shuffled folds (the
     baseline on the same splits each time): on classes of 6-16 rows one shuffle moves macro-F1 by
@@ -77,7 +82,13 @@ def compare_with_baseline(
     data = data or load_head_data(Path(data_dir), configs=configs)
     baseline_data = load_head_data(Path(data_dir))  # the baseline never sees auxiliary rows
     seeds = tuple(seeds) or (0,)
-    report: dict[str, Any] = {"folds": folds, "seeds": list(seeds), "heads": {}}
+    report: dict[str, Any] = {
+        "version": version,
+        "folds": folds,
+        "seeds": list(seeds),
+        "data": {"dir": str(data_dir), "files_sha256": data_files(Path(data_dir))},
+        "heads": {},
+    }
     for head in heads:
         runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "model": []}
         for seed in seeds:

@@ -588,6 +588,14 @@ class HeadConfig:
         """Plain JSON-able form for the model card."""
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HeadConfig:
+        """The configuration a model card (or evaluation report) recorded; fields it lacks keep their defaults."""
+        fields: dict[str, Any] = {
+            k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in cls.__dataclass_fields__
+        }
+        return cls(**fields)
+
 
 def baseline_config() -> HeadConfig:
     """The published reference: word+char TF-IDF, LinearSVC with balanced classes, no normalisation."""

@@ -29,7 +29,7 @@ from classifier.guard import unusable_reason
 from classifier.keywords import KeywordFeatures
 from classifier.labels import FALLBACK_LABELS
 from classifier.normalize import TextNormalizer, normalize_many
-from classifier.pipeline import HEADS, linear_weights, predict_scores
+from classifier.pipeline import HEADS, HeadConfig, linear_weights, predict_scores
 
 MODEL_FILE = "model.skops"
 CARD_FILE = "model_card.json"
@@ -451,34 +451,133 @@ def cv_macro_f1(card: dict[str, Any]) -> dict[str, float]:
     return {head: float(m["macro_f1"]) for head, m in metrics.items() if "macro_f1" in m}
 
 
-def promotion_blockers(models_dir: Path, candidate: str) -> list[str]:
-    """Reasons ``candidate`` must not replace the current model (empty when it may)."""
-    new = cv_macro_f1(read_card(models_dir, candidate))
+EVALUATION_FILE = Path("evaluation") / "evaluation.json"
+
+
+def evaluated_macro_f1(models_dir: Path, version: str) -> dict[str, dict[str, Any]]:
+    """head → the version's own ``jaring evaluate`` figures, when that report measured this very model.
+
+    Read from ``<version>/evaluation/evaluation.json``. A report counts only if it measured the
+    configuration in the version's card (no ``--set`` overrides, the same head configs) and names the
+    sha256 of its training files. Each head gives ``{"folds", "data", "by_seed": {seed: macro-F1}}``.
+    """
+    path = Path(models_dir) / version / EVALUATION_FILE
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    files = (report.get("data") or {}).get("files_sha256")
+    if not isinstance(report, dict) or report.get("overrides") or not files:
+        return {}
+    card_heads = read_card(models_dir, version).get("heads", {})
+    seeds = report.get("seeds") or [0]
+    out: dict[str, dict[str, Any]] = {}
+    for head, row in (report.get("heads") or {}).items():
+        if head not in card_heads or not isinstance(row, dict):
+            continue
+        if HeadConfig.from_dict(row.get("config") or {}) != HeadConfig.from_dict(
+            card_heads[head].get("config") or {}
+        ):
+            continue  # the report measured another configuration than the one this version ships
+        values = (row.get("repeated") or {}).get("model_macro_f1") or [row.get("model", {}).get("macro_f1")]
+        if len(values) != len(seeds) or any(not isinstance(v, int | float) for v in values):
+            continue
+        out[head] = {
+            "folds": report.get("folds"),
+            "data": files,
+            "by_seed": dict(zip(seeds, values, strict=True)),
+        }
+    return out
+
+
+@dataclass(frozen=True)
+class HeadComparison:
+    """One head of a promotion check: the candidate's and the live model's macro-F1, and on what basis."""
+
+    head: str
+    basis: str
+    candidate: float | None
+    live: float | None
+    reason: str = ""  # why the candidate must not replace the live model on this head ("" if it may)
+
+
+def _compare_head(
+    head: str, candidate: str, live: str, new: dict[str, Any], old: dict[str, Any]
+) -> HeadComparison:
+    """Compare on the shared seeds of both evaluations when they can be compared, else on the cards' CV."""
+    new_eval, old_eval = new["evaluated"].get(head), old["evaluated"].get(head)
+    if (
+        new_eval
+        and old_eval
+        and new_eval["folds"] == old_eval["folds"]
+        and new_eval["data"] == old_eval["data"]
+    ):
+        seeds = sorted(set(new_eval["by_seed"]) & set(old_eval["by_seed"]))
+        if seeds:
+            ours = float(np.mean([new_eval["by_seed"][s] for s in seeds]))
+            theirs = float(np.mean([old_eval["by_seed"][s] for s in seeds]))
+            basis = f"mean of grouped {new_eval['folds']}-fold CV over seeds {', '.join(map(str, seeds))} (jaring evaluate)"
+            reason = (
+                f"{head}: {basis} {ours:.4f} is below the current {live}'s {theirs:.4f}"
+                if ours < theirs
+                else ""
+            )
+            return HeadComparison(head, basis, ours, theirs, reason)
+    basis = "model card CV (one shuffle)"
+    ours_card, theirs_card = new["card"].get(head), old["card"].get(head)
+    if ours_card is None:
+        return HeadComparison(
+            head,
+            basis,
+            None,
+            theirs_card,
+            f"{head}: {candidate} has no cross-validated macro-F1 in its model card",
+        )
+    reason = ""
+    if theirs_card is not None and ours_card < theirs_card:
+        reason = f"{head}: cross-validated macro-F1 {ours_card:.4f} is below the current {live}'s {theirs_card:.4f}"
+    return HeadComparison(head, basis, ours_card, theirs_card, reason)
+
+
+def promotion_check(models_dir: Path, candidate: str) -> list[HeadComparison]:
+    """Per head, how ``candidate`` compares with the current model (empty if nothing is current yet).
+
+    The guard prefers the strongest evidence both versions have: when each has a ``jaring evaluate``
+    report of itself (see :func:`evaluated_macro_f1`) on the same data and folds, it compares the mean
+    macro-F1 over the fold shuffles both measured, because one shuffle moves a head by up to 0.01;
+    otherwise the single-shuffle CV in the model cards.
+    """
     try:
         live = current_version(models_dir)
     except ModelNotFoundError:
         return []
     if live == candidate:
-        return [f"{candidate} is already the current model"]
-    old = cv_macro_f1(read_card(models_dir, live))
-    reasons = []
-    for head in HEADS:
-        if head not in new:
-            reasons.append(f"{head}: {candidate} has no cross-validated macro-F1 in its model card")
-        elif head in old and new[head] < old[head]:
-            reasons.append(
-                f"{head}: cross-validated macro-F1 {new[head]:.4f} is below the current {live}'s {old[head]:.4f}"
-            )
-    return reasons
+        raise PromotionRefused([f"{candidate} is already the current model"])
+    evidence = {
+        version: {
+            "card": cv_macro_f1(read_card(models_dir, version)),
+            "evaluated": evaluated_macro_f1(models_dir, version),
+        }
+        for version in (candidate, live)
+    }
+    return [_compare_head(head, candidate, live, evidence[candidate], evidence[live]) for head in HEADS]
 
 
-def promote(models_dir: Path, version: str, *, force: bool = False) -> list[str]:
-    """Make ``version`` current unless it is worse on some head; returns the (overridden) blockers."""
-    blockers = promotion_blockers(models_dir, version)
+def promote(models_dir: Path, version: str, *, force: bool = False) -> list[HeadComparison]:
+    """Make ``version`` current unless it is worse on some head; returns the comparison per head.
+
+    Refusal raises :class:`PromotionRefused` with every reason; with ``force`` the version is promoted
+    anyway and the comparisons that would have refused it keep their ``reason``.
+    """
+    try:
+        comparisons = promotion_check(models_dir, version)
+        blockers = [c.reason for c in comparisons if c.reason]
+    except PromotionRefused as refused:  # already current: nothing to compare
+        comparisons, blockers = [], refused.reasons
     if blockers and not force:
         raise PromotionRefused(blockers)
     set_current(models_dir, version, reason="promote --force" if blockers else "promote")
-    return blockers
+    return comparisons
 
 
 def rollback(models_dir: Path) -> str:

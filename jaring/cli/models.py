@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -150,7 +151,7 @@ def evaluate(
     models_dir = _models_dir(models_dir)
     version = version or current_version(models_dir)
     card = read_card(models_dir, version)
-    configs = {h: _config_from_card(HeadConfig, card["heads"][h]["config"]) for h in HEADS}
+    configs = {h: HeadConfig.from_dict(card["heads"][h]["config"]) for h in HEADS}
     try:
         configs = apply_overrides(configs, overrides or [])
     except ValueError as exc:
@@ -162,6 +163,10 @@ def evaluate(
         errors.print(f"[red]unknown head(s): {sorted(unknown)}[/red]")
         raise typer.Exit(2)
     output_dir = Path(output_dir) if output_dir else settings.data_dir / "evaluation" / version
+    changed = f" with {', '.join(overrides)}" if overrides else ""
+    console.print(
+        f"evaluating the configuration of model [bold]{version}[/bold]{escape(changed)} on {escape(str(data_dir))}"
+    )
     with _progress() as progress:
         report = compare_with_baseline(
             data_dir=data_dir,
@@ -171,6 +176,7 @@ def evaluate(
             output_dir=output_dir,
             progress=_Bars(progress),
             seeds=tuple(seed or (0,)),
+            version=version,
         )
         if overrides:
             report["overrides"] = list(overrides)
@@ -242,13 +248,6 @@ def apply_overrides(configs: dict[str, Any], overrides: list[str]) -> dict[str, 
             value = tuple(value)
         changed[head_name] = dataclasses.replace(config, **{field_name: value})
     return changed
-
-
-def _config_from_card(cls: Any, data: dict[str, Any]) -> Any:
-    fields = {
-        k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in cls.__dataclass_fields__
-    }
-    return cls(**fields)
 
 
 def _read_rows(path: Path) -> Iterator[tuple[str, str]]:
@@ -365,12 +364,16 @@ def promote_model(
     force: bool = typer.Option(False, "--force", help="Promote even if worse on some head."),
     models_dir: Path = typer.Option(None, help="Model registry folder."),
 ) -> None:
-    """Make a version current; refused if its CV macro-F1 is below the current model's on any head."""
+    """Make a version current; refused if its CV macro-F1 is below the current model's on any head.
+
+    Both versions' own `jaring evaluate` reports (models/VERSION/evaluation/) are compared, mean over the
+    fold shuffles both measured, when they exist; otherwise the single-shuffle CV of the model cards.
+    """
     from classifier.registry import ModelNotFoundError, PromotionRefused, promote
 
     models_dir = _models_dir(models_dir)
     try:
-        overridden = promote(models_dir, version, force=force)
+        comparisons = promote(models_dir, version, force=force)
     except PromotionRefused as exc:
         errors.print(f"[red]refused to promote {version}:[/red]")
         for reason in exc.reasons:
@@ -380,8 +383,18 @@ def promote_model(
     except ModelNotFoundError as exc:
         errors.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
-    for reason in overridden:
-        errors.print(f"[yellow]forced despite:[/yellow] {reason}")
+    if comparisons:
+        table = Table("head", "compared on", version, "previous")
+        for row in comparisons:
+            table.add_row(
+                row.head,
+                row.basis,
+                *(f"{v:.4f}" if v is not None else "-" for v in (row.candidate, row.live)),
+            )
+        console.print(table)
+    for row in comparisons:
+        if row.reason:
+            errors.print(f"[yellow]forced despite:[/yellow] {row.reason}")
     console.print(f"[green]{version} is now the current model[/green]")
 
 

@@ -93,6 +93,52 @@ def test_promote_refusal_through_the_cli(app: typer.Typer, tmp_path: Path, tiny_
     assert shown.exit_code == 0 and '"version": "good"' in shown.output
 
 
+def test_promote_uses_both_versions_evaluations_over_a_single_shuffle(
+    app: typer.Typer, tmp_path: Path, tiny_data_dir: Path
+) -> None:
+    heads, card = train_model(data_dir=tiny_data_dir, cv_folds=2)
+    card = json.loads(json.dumps(card, default=str))
+    save_model(tmp_path, "good", heads, card)
+    card["metrics"]["cv"]["relevance"]["macro_f1"] -= 0.01  # the same model, one unlucky shuffle on its card
+    save_model(tmp_path, "next", heads, card)
+    assert _run(app, "models", "promote", "good", "--models-dir", tmp_path).exit_code == 0
+    assert _run(app, "models", "promote", "next", "--models-dir", tmp_path).exit_code == 1
+
+    for version in ("good", "next"):
+        result = _run(
+            app,
+            "evaluate",
+            "--data-dir",
+            tiny_data_dir,
+            "--models-dir",
+            tmp_path,
+            "--version",
+            version,
+            "--folds",
+            "2",
+            "--head",
+            "relevance",
+            "--seed",
+            "0",
+            "--seed",
+            "1",
+            "--output-dir",
+            tmp_path / version / "evaluation",
+        )
+        assert result.exit_code == 0, result.output
+        assert f"evaluating the configuration of model {version}" in result.output
+    report = json.loads((tmp_path / "next" / "evaluation" / "evaluation.json").read_text())
+    assert report["version"] == "next" and report["seeds"] == [0, 1]
+    assert set(report["data"]["files_sha256"]) == {"tweets_bandung.csv", "lapor_reports.csv"}
+
+    promoted = _run(app, "models", "promote", "next", "--models-dir", tmp_path)
+    assert promoted.exit_code == 0, promoted.output
+    assert current_version(tmp_path) == "next"
+    assert "mean of grouped 2-fold CV over seeds 0, 1" in promoted.output
+    mean = report["heads"]["relevance"]["repeated"]["model_mean"]
+    assert f"{mean:.4f}" in promoted.output
+
+
 def test_train_command_saves_a_version_with_a_card(app: typer.Typer, tmp_path: Path, tiny_data_dir: Path) -> None:
     result = _run(app, "train", "--data-dir", tiny_data_dir, "--models-dir", tmp_path, "--cv-folds", "2", "--promote")
     assert result.exit_code == 0, result.output

@@ -117,10 +117,114 @@ def test_promote_refuses_a_worse_model_and_says_why(tmp_path: Path, tiny_trained
         promote(tmp_path, "v2")
     assert refused.value.reasons == ["topic: cross-validated macro-F1 0.7900 is below the current v1's 0.8000"]
     assert current_version(tmp_path) == "v1"
-    assert promote(tmp_path, "v2", force=True) == refused.value.reasons
+    forced = promote(tmp_path, "v2", force=True)
+    assert [c.reason for c in forced if c.reason] == refused.value.reasons
+    assert [(c.head, c.candidate, c.live) for c in forced] == [
+        ("relevance", 0.95, 0.90),
+        ("topic", 0.79, 0.80),
+        ("agency", 0.75, 0.70),
+    ]
     assert current_version(tmp_path) == "v2"
     assert rollback(tmp_path) == "v1"
     assert current_version(tmp_path) == "v1"
+
+
+def _evaluation(
+    models_dir: Path,
+    version: str,
+    by_seed: dict[str, list[float]],
+    *,
+    seeds: tuple[int, ...] = (0, 1, 2),
+    folds: int = 5,
+    data: str = "aa11",
+    **extra: Any,
+) -> None:
+    """Write a ``jaring evaluate`` report of ``version`` (its card's configs) with these per-seed macro-F1."""
+    card = json.loads((models_dir / version / "model_card.json").read_text())
+    heads = {
+        head: {
+            "model": {"macro_f1": values[0]},
+            "repeated": {"model_macro_f1": values},
+            "config": card["heads"][head]["config"],
+        }
+        for head, values in by_seed.items()
+    }
+    report = {
+        "version": version,
+        "folds": folds,
+        "seeds": list(seeds),
+        "data": {"files_sha256": {"tweets_bandung.csv": data}},
+        "heads": heads,
+        **extra,
+    }
+    (models_dir / version / "evaluation").mkdir()
+    (models_dir / version / "evaluation" / "evaluation.json").write_text(json.dumps(report))
+
+
+def test_promote_compares_both_evaluations_over_their_shared_seeds(
+    tmp_path: Path, tiny_trained: tuple[dict, dict]
+) -> None:
+    heads, card = tiny_trained
+    # On the cards' single shuffle v2 looks worse on relevance; over three shuffles it is better.
+    _save(tmp_path, "v1", heads, card, {"relevance": 0.855, "topic": 0.70, "agency": 0.68})
+    _save(tmp_path, "v2", heads, card, {"relevance": 0.854, "topic": 0.70, "agency": 0.68})
+    promote(tmp_path, "v1")
+    _evaluation(tmp_path, "v1", {"relevance": [0.855, 0.850, 0.850, 0.9]}, seeds=(0, 1, 2, 7))
+    _evaluation(tmp_path, "v2", {"relevance": [0.854, 0.852, 0.853]})
+    comparisons = promote(tmp_path, "v2")
+    assert current_version(tmp_path) == "v2"
+    relevance, topic, agency = comparisons
+    # Seed 7 is in v1's report only, so the means are over seeds 0, 1 and 2.
+    assert relevance.basis == "mean of grouped 5-fold CV over seeds 0, 1, 2 (jaring evaluate)"
+    assert (round(relevance.candidate, 4), round(relevance.live, 4), relevance.reason) == (0.853, 0.8517, "")
+    assert (topic.basis, topic.candidate, topic.live) == ("model card CV (one shuffle)", 0.70, 0.70)
+    assert agency.basis == "model card CV (one shuffle)"
+
+
+def test_promote_refuses_on_the_mean_over_seeds_and_names_them(
+    tmp_path: Path, tiny_trained: tuple[dict, dict]
+) -> None:
+    heads, card = tiny_trained
+    _save(tmp_path, "v1", heads, card, {"relevance": 0.85, "topic": 0.70, "agency": 0.68})
+    _save(tmp_path, "v2", heads, card, {"relevance": 0.86, "topic": 0.70, "agency": 0.68})
+    promote(tmp_path, "v1")
+    _evaluation(tmp_path, "v1", {"relevance": [0.85, 0.86]}, seeds=(0, 1), folds=2)
+    _evaluation(tmp_path, "v2", {"relevance": [0.86, 0.84]}, seeds=(0, 1), folds=2)
+    with pytest.raises(PromotionRefused) as refused:
+        promote(tmp_path, "v2")
+    assert refused.value.reasons == [
+        "relevance: mean of grouped 2-fold CV over seeds 0, 1 (jaring evaluate) 0.8500 is below the current v1's 0.8550"
+    ]
+    assert current_version(tmp_path) == "v1"
+
+
+@pytest.mark.parametrize("mismatch", ["overrides", "config", "data", "folds", "seeds", "missing"])
+def test_promote_falls_back_to_the_cards_when_evaluations_do_not_measure_the_same_thing(
+    tmp_path: Path, tiny_trained: tuple[dict, dict], mismatch: str
+) -> None:
+    heads, card = tiny_trained
+    _save(tmp_path, "v1", heads, card, {"relevance": 0.85, "topic": 0.70, "agency": 0.68})
+    _save(tmp_path, "v2", heads, card, {"relevance": 0.84, "topic": 0.70, "agency": 0.68})
+    promote(tmp_path, "v1")
+    _evaluation(tmp_path, "v1", {"relevance": [0.80, 0.80]}, seeds=(0, 1))
+    options: dict[str, Any] = {
+        "overrides": {"overrides": ["relevance.C=9"]},  # it measured a variant, not v2
+        "data": {"data": "bb22"},
+        "folds": {"folds": 10},
+        "seeds": {"seeds": (3, 4)},
+    }.get(mismatch, {})
+    if mismatch != "missing":
+        _evaluation(tmp_path, "v2", {"relevance": [0.90, 0.90]}, **{"seeds": (0, 1), **options})
+    if mismatch == "config":
+        path = tmp_path / "v2" / "evaluation" / "evaluation.json"
+        report = json.loads(path.read_text())
+        report["heads"]["relevance"]["config"]["C"] = 9.0
+        path.write_text(json.dumps(report))
+    with pytest.raises(PromotionRefused) as refused:
+        promote(tmp_path, "v2")
+    assert refused.value.reasons == [
+        "relevance: cross-validated macro-F1 0.8400 is below the current v1's 0.8500"
+    ]
 
 
 def test_rollback_passes_over_versions_whose_model_file_is_gone(tmp_path: Path, tiny_trained: tuple[dict, dict]) -> None:
