@@ -327,8 +327,6 @@ def run_once() -> dict[str, Any]:
 
 def run_forever(port: int | None = None) -> None:
     """Start stand-ins, the real worker, beat and web app; print progress until Ctrl-C."""
-    from pipelines.sources import load_sources
-
     data_dir, standins = _prepare()
     settings = get_settings()
     web_port = port or settings.web_port
@@ -356,11 +354,10 @@ def run_forever(port: int | None = None) -> None:
                 procs[name] = subprocess.Popen(
                     command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
                 )
-        # Beat's first harvest waits for the schedule; queue one run per source right away.
-        from pipelines.tasks.harvest import run_source_task
+        # Beat's first dispatcher tick comes one interval after it starts: queue the due sources now.
+        from pipelines.tasks.harvest import dispatch_due_sources
 
-        for source in load_sources(settings.sources_file):
-            run_source_task.delay(source.key)
+        dispatch_due_sources()
         console.print(
             f"[bold]Jaring demo[/bold] — review queue: [link]http://127.0.0.1:{web_port}[/link] "
             f"(login [cyan]humas[/cyan] / [cyan]{DEMO_PASSWORD}[/cyan]; also analis, admin, pimpinan)"

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     lapor_api_token: SecretStr | None = None
     lapor_public_url: str = "https://www.lapor.go.id/pengaduan"
 
+    # How often beat asks the harvest dispatcher which sources are due (each has its own schedule_seconds).
+    harvest_dispatch_seconds: float = 15.0
     classify_sweep_seconds: float = 60.0
     # A post still unclassified this long after its classify message was published is queued again.
     classify_requeue_seconds: float = 600.0

@@ -16,8 +16,9 @@ Why each setting is what it is:
 - Broker: Redis in production (``JARING_BROKER_URL=redis://...``). The embedded default is kombu's
   SQLAlchemy transport on a SQLite file, so the real ``celery worker`` and ``celery beat`` processes
   run on a laptop with no server at all.
-- The beat schedule is assembled from each tasks module's ``beat_schedule(settings)``; the harvest
-  entries come from the sources file, and every task re-reads its configuration when it runs.
+- The beat schedule is assembled from each tasks module's ``beat_schedule(settings)``. Harvesting has
+  one entry, a dispatcher that re-reads the sources file each tick and queues the sources that are due,
+  so sources change without restarting beat; every task re-reads its configuration when it runs.
 """
 
 from __future__ import annotations

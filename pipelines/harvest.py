@@ -448,6 +448,50 @@ def ingest_webhook(*, payload: dict[str, Any], settings: Settings | None = None)
     return total
 
 
+# -- dispatch --------------------------------------------------------------------------------------
+
+
+def claim_due_sources(*, session: Session, sources: list[SourceConfig], now: datetime) -> list[SourceConfig]:
+    """The enabled sources due for a run at ``now``, each marked queued. Does not commit.
+
+    A source is due when its last run started ``schedule_seconds`` ago or more (or it never ran), no
+    run of it holds the lease, it is neither in backoff nor stopped, and it has not been queued since
+    that run within the last ``schedule_seconds``: a run still waiting for a busy worker is not queued
+    twice, one whose message was lost is queued again when the interval has passed. Each claim is one
+    conditional UPDATE, so two dispatchers never queue the same run.
+    """
+    due = []
+    for source in sources:
+        if not source.enabled:
+            continue
+        ensure_state(session=session, source_key=source.key)
+        cutoff = now - timedelta(seconds=source.schedule_seconds)
+        claimed = session.execute(
+            sa.update(SourceState)
+            .where(
+                SourceState.source_key == source.key,
+                sa.or_(SourceState.last_run_at.is_(None), SourceState.last_run_at <= cutoff),
+                sa.or_(
+                    SourceState.queued_at.is_(None),
+                    SourceState.queued_at <= cutoff,
+                    SourceState.queued_at <= SourceState.last_run_at,
+                ),
+                sa.or_(
+                    SourceState.lease_owner == "",
+                    SourceState.lease_expires_at.is_(None),
+                    SourceState.lease_expires_at < now,
+                ),
+                SourceState.health != "stopped",
+                sa.or_(SourceState.backoff_until.is_(None), SourceState.backoff_until <= now),
+            )
+            .values(queued_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            due.append(source)
+    return due
+
+
 # -- monitoring -------------------------------------------------------------------------------------
 
 

@@ -356,6 +356,9 @@ class SourceState(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     lease_owner: Mapped[str] = mapped_column(String(200), default="")
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the dispatcher last queued a run (a queued run is not queued again until it starts or its
+    # schedule interval passes).
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Checkpoint(Base):

@@ -54,7 +54,7 @@ def worker(
 
 
 def beat(loglevel: str = typer.Option("INFO", help="Celery log level.")) -> None:
-    """Run Celery beat: the harvest schedule from the sources file, outbox sweeps and status sync."""
+    """Run Celery beat: the harvest dispatcher (sources file re-read each tick), sweeps and status sync."""
     from pipelines.celery_app import app as celery_app
 
     settings = get_settings()

@@ -152,18 +152,6 @@ def test_cli_harvest_once_status_and_enable_after_stop(
     assert actions == ["harvest.source_failing", "source.disabled", "source.enabled"]
 
 
-def test_beat_schedule_has_one_entry_per_source(harvest_env: HarvestEnv) -> None:
-    from pipelines.tasks.harvest import beat_schedule
-
-    schedule = beat_schedule(get_settings())
-    assert schedule["harvest:x-mentions"] == {
-        "task": "jaring.harvest.run_source",
-        "schedule": 60.0,
-        "args": ["x-mentions"],
-    }
-    assert set(schedule) == {"harvest:x-mentions", "harvest:x-search", "harvest:fb", "harvest:ig"}
-
-
 def test_broken_sources_file_is_reported_not_raised(harvest_env: HarvestEnv, x_state: TwitterState) -> None:
     harvest_env.path.write_text("sources: [ {key: x, platform: myspace} ]")
     summary = run_source(source_key="x-mentions")
