@@ -161,14 +161,19 @@ def _evaluation(
     (models_dir / version / "evaluation" / "evaluation.json").write_text(json.dumps(report))
 
 
+def _live_and_candidate(models_dir: Path, trained: tuple[dict, dict], live: float, candidate: float) -> None:
+    """v1 (current) and v2, level on topic and agency; their cards' relevance CV as given."""
+    heads, card = trained
+    _save(models_dir, "v1", heads, card, {"relevance": live, "topic": 0.70, "agency": 0.68})
+    _save(models_dir, "v2", heads, card, {"relevance": candidate, "topic": 0.70, "agency": 0.68})
+    promote(models_dir, "v1")
+
+
 def test_promote_compares_both_evaluations_over_their_shared_seeds(
     tmp_path: Path, tiny_trained: tuple[dict, dict]
 ) -> None:
-    heads, card = tiny_trained
     # On the cards' single shuffle v2 looks worse on relevance; over three shuffles it is better.
-    _save(tmp_path, "v1", heads, card, {"relevance": 0.855, "topic": 0.70, "agency": 0.68})
-    _save(tmp_path, "v2", heads, card, {"relevance": 0.854, "topic": 0.70, "agency": 0.68})
-    promote(tmp_path, "v1")
+    _live_and_candidate(tmp_path, tiny_trained, 0.855, 0.854)
     _evaluation(tmp_path, "v1", {"relevance": [0.855, 0.850, 0.850, 0.9]}, seeds=(0, 1, 2, 7))
     _evaluation(tmp_path, "v2", {"relevance": [0.854, 0.852, 0.853]})
     comparisons = promote(tmp_path, "v2")
@@ -184,10 +189,7 @@ def test_promote_compares_both_evaluations_over_their_shared_seeds(
 def test_promote_refuses_on_the_mean_over_seeds_and_names_them(
     tmp_path: Path, tiny_trained: tuple[dict, dict]
 ) -> None:
-    heads, card = tiny_trained
-    _save(tmp_path, "v1", heads, card, {"relevance": 0.85, "topic": 0.70, "agency": 0.68})
-    _save(tmp_path, "v2", heads, card, {"relevance": 0.86, "topic": 0.70, "agency": 0.68})
-    promote(tmp_path, "v1")
+    _live_and_candidate(tmp_path, tiny_trained, 0.85, 0.86)
     _evaluation(tmp_path, "v1", {"relevance": [0.85, 0.86]}, seeds=(0, 1), folds=2)
     _evaluation(tmp_path, "v2", {"relevance": [0.86, 0.84]}, seeds=(0, 1), folds=2)
     with pytest.raises(PromotionRefused) as refused:
@@ -202,10 +204,7 @@ def test_promote_refuses_on_the_mean_over_seeds_and_names_them(
 def test_promote_falls_back_to_the_cards_when_evaluations_do_not_measure_the_same_thing(
     tmp_path: Path, tiny_trained: tuple[dict, dict], mismatch: str
 ) -> None:
-    heads, card = tiny_trained
-    _save(tmp_path, "v1", heads, card, {"relevance": 0.85, "topic": 0.70, "agency": 0.68})
-    _save(tmp_path, "v2", heads, card, {"relevance": 0.84, "topic": 0.70, "agency": 0.68})
-    promote(tmp_path, "v1")
+    _live_and_candidate(tmp_path, tiny_trained, 0.85, 0.84)
     _evaluation(tmp_path, "v1", {"relevance": [0.80, 0.80]}, seeds=(0, 1))
     options: dict[str, Any] = {
         "overrides": {"overrides": ["relevance.C=9"]},  # it measured a variant, not v2
