@@ -28,6 +28,7 @@ from classifier.registry import (
     set_current,
 )
 from classifier.training import train_model
+from tests.classifier.conftest import SHIPPED_MODELS
 
 
 class Evil:
@@ -260,6 +261,15 @@ def test_shipped_model_predictions_match_its_pipelines(shipped_model) -> None:
         assert [getattr(p, head) for p in predictions] == list(pipe.predict(texts))
     assert predictions[0].relevance == "keluhan" and predictions[0].topic == "infrastruktur"
     assert predictions[2].agency == "DUKCAPIL"
+
+
+def test_the_current_shipped_model_carries_an_evaluation_the_promotion_guard_reads() -> None:
+    """A candidate is compared with the shipped model over three fold shuffles, not its card's one."""
+    evaluated = registry.evaluated_macro_f1(SHIPPED_MODELS, current_version(SHIPPED_MODELS))
+    assert set(evaluated) == {"relevance", "topic", "agency"}
+    for head, row in evaluated.items():
+        assert sorted(row["by_seed"]) == [0, 1, 2] and row["folds"] == 5, head
+        assert set(row["data"]) == {"tweets_bandung.csv", "lapor_reports.csv"}
 
 
 def _spy_on_keyword_counting(monkeypatch: pytest.MonkeyPatch, observe: Callable[[list[str]], Any]) -> list[Any]:
