@@ -89,29 +89,54 @@ _TOKEN_CACHE_LIMIT = 200_000
 _token_caches: dict[tuple[bool, ...], dict[str, tuple[str, ...]]] = {}
 
 
+def _marker_stage(text: str, *, markers: bool, keep_handles: bool) -> str:
+    """Lower-case; turn URLs, retweets, mentions, hashtags, emoji and emoticons into markers.
+
+    Each substitution runs only when its pattern's literal character is in the post: a pattern cannot
+    match without it, and skipping the scan of the whole post is most of the normaliser's speed.
+    """
+    text = text.lower()
+    if not markers:
+        return text
+    if "http" in text or "www." in text:
+        text = _URL.sub(" xurl ", text)
+    if "rt" in text:
+        text = _RETWEET.sub(" xrt ", text)
+    if "@" in text:
+        text = _MENTION.sub((lambda m: f" xmention @{m.group(1)} ") if keep_handles else " xmention ", text)
+    if "#" in text:
+        text = _HASHTAG.sub(r" xhashtag \1 ", text)
+    if not text.isascii():
+        text = _EMOJI.sub(" xemoji ", text)
+    if ":" in text or ";" in text or "=" in text or "^" in text:
+        text = _SAD_EMOTICON.sub(" xsad ", text)
+        text = _HAPPY_EMOTICON.sub(" xhappy ", text)
+    return text
+
+
+def _rest_stage(text: str, *, numbers: bool, repeats: bool, punctuation: bool) -> list[str]:
+    """Numbers (and units) as markers, "jalan2" doubled, ?/! markers, letter runs cut; then tokenise."""
+    if numbers:
+        text = _NUMBER_UNIT.sub(r" xnum xunit\2 ", text)
+        text = _NUMBER.sub(" xnum ", text)
+    if "2" in text:
+        text = _REDUPLICATION.sub(r"\1 \1", text)
+    if punctuation:  # questions and exclamations carry intent (asking vs complaining)
+        if "?" in text:
+            text = _QUESTION.sub(" xquestion ", text)
+        if "!" in text:
+            text = _EXCLAIM.sub(" xexclaim ", text)
+    if repeats:
+        text = _REPEATS.sub(r"\1", text)
+    return _TOKEN.findall(text)
+
+
 def _regex_stage(
     text: str, *, markers: bool, keep_handles: bool, numbers: bool, repeats: bool, punctuation: bool
 ) -> list[str]:
     """Lower-case, turn URLs/mentions/hashtags/emoji/numbers into markers, tokenise."""
-    text = text.lower()
-    if markers:
-        text = _URL.sub(" xurl ", text)
-        text = _RETWEET.sub(" xrt ", text)
-        text = _MENTION.sub((lambda m: f" xmention @{m.group(1)} ") if keep_handles else " xmention ", text)
-        text = _HASHTAG.sub(r" xhashtag \1 ", text)
-        text = _EMOJI.sub(" xemoji ", text)
-        text = _SAD_EMOTICON.sub(" xsad ", text)
-        text = _HAPPY_EMOTICON.sub(" xhappy ", text)
-    if numbers:
-        text = _NUMBER_UNIT.sub(r" xnum xunit\2 ", text)
-        text = _NUMBER.sub(" xnum ", text)
-    text = _REDUPLICATION.sub(r"\1 \1", text)
-    if punctuation:  # questions and exclamations carry intent (asking vs complaining)
-        text = _QUESTION.sub(" xquestion ", text)
-        text = _EXCLAIM.sub(" xexclaim ", text)
-    if repeats:
-        text = _REPEATS.sub(r"\1", text)
-    return _TOKEN.findall(text)
+    marked = _marker_stage(text, markers=markers, keep_handles=keep_handles)
+    return _rest_stage(marked, numbers=numbers, repeats=repeats, punctuation=punctuation)
 
 
 def _map_token(token: str, table: dict[str, str], drop: frozenset[str], stem: bool) -> tuple[str, ...]:
@@ -189,11 +214,20 @@ def normalize_many(texts: list[str], settings: list[dict[str, Any]]) -> list[lis
     keep_raw = [bool(opts.get("keep_raw")) for opts in settings]
     outputs: list[list[str]] = [[] for _ in settings]
     for text in texts:
+        marked_by_key: dict[tuple[bool, bool], str] = {}
         tokens_by_key: dict[tuple[bool, ...], list[str]] = {}
         for n, (opts, regex_key) in enumerate(zip(settings, regex_keys, strict=True)):
             tokens = tokens_by_key.get(regex_key)
             if tokens is None:
-                tokens = tokens_by_key[regex_key] = _regex_stage(text, **{k: opts[k] for k in _REGEX_OPTIONS})
+                marker_key = (opts["markers"], opts["keep_handles"])  # heads differing after it share it
+                marked = marked_by_key.get(marker_key)
+                if marked is None:
+                    marked = marked_by_key[marker_key] = _marker_stage(
+                        text, markers=opts["markers"], keep_handles=opts["keep_handles"]
+                    )
+                tokens = tokens_by_key[regex_key] = _rest_stage(
+                    marked, numbers=opts["numbers"], repeats=opts["repeats"], punctuation=opts["punctuation"]
+                )
             normalized = _token_stage(tokens, **{k: opts[k] for k in _TOKEN_OPTIONS})
             outputs[n].append(NormalizedText(normalized, text) if keep_raw[n] else normalized)
     return outputs

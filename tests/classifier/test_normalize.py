@@ -38,6 +38,22 @@ def test_urls_mentions_hashtags_emoji_become_features() -> None:
     ]
 
 
+@pytest.mark.parametrize(("post", "expected"), [
+    ("lihat www.kupangkota.go.id", "lihat xurl"),
+    ("kata dia rt @PemkotKupang", "kata dia xrt xmention @pemkotkupang"),
+    ("mantap =]", "mantap xhappy"),
+    ("mantap ^_^", "mantap xhappy"),
+    ("sedih ;(", "sedih xsad"),
+    ("sedih =/", "sedih xsad"),
+    ("ok ⭐", "ok xemoji"),
+    ("jalan2 rusak", "jalan jalan rusak"),
+])
+def test_every_marker_form_is_found_on_its_own(post: str, expected: str) -> None:
+    # A substitution is skipped when its pattern's opening character is absent from the post; each
+    # opener here is the only one in its post, so a missing one in that check fails its case.
+    assert normalize_text(post) == expected
+
+
 def test_repeated_letters_numbers_units_and_reduplication() -> None:
     assert normalize_text("parahhhh 10km jalan2") == "parah xnum xunitkm jalan jalan"
     assert normalize_text("parahhhh", repeats=False) == "parahhhh"
@@ -81,7 +97,8 @@ def test_normalising_under_several_settings_at_once_matches_one_at_a_time() -> N
 
     texts = ["RT @pemkot: Jalan2 rusak 10km!!! beta pi kantor sonde ada https://t.co/x", "", "perbaikan yg lama??"]
     settings = [TextNormalizer().get_params(), TextNormalizer(lexicon=False, numbers=False).get_params(),
-                TextNormalizer(stem=True, stopwords=True, punctuation=True).get_params()]
+                TextNormalizer(stem=True, stopwords=True, punctuation=True).get_params(),
+                TextNormalizer(keep_handles=False, numbers=False).get_params()]
     together = normalize_many(texts, settings)
     for params, got in zip(settings, together, strict=True):
         assert got == TextNormalizer(**params).transform(texts)
