@@ -154,8 +154,9 @@ class CompactTfidfVectorizer(TfidfVectorizer):
     hundred thousand n-grams; two numpy arrays are written and read in milliseconds. ``char_wb``
     n-grams never cross a word boundary, so a text's n-gram counts are the sum of its words' counts:
     caching each word's vocabulary indices turns ~15 slicing-and-lookup steps per word into one dict
-    lookup, and the words a batch brings that the cache has not seen are counted together with numpy
-    (:meth:`_char_wb_word_indices`), with output identical to scikit-learn's.
+    lookup, the words a batch brings that the cache has not seen are counted together with numpy
+    (:meth:`_char_wb_word_indices`), and the sum over words is one sparse product, with output identical
+    to scikit-learn's.
     """
 
     _WORD_CACHE_LIMIT = 200_000
@@ -216,21 +217,33 @@ class CompactTfidfVectorizer(TfidfVectorizer):
         if len(cache) > self._WORD_CACHE_LIMIT:
             cache.clear()
         preprocess = self.build_preprocessor()
-        documents = [preprocess(document).split() for document in raw_documents]
-        missing = list({word: None for words in documents for word in words if word not in cache})
+        # documents x distinct words of the batch (each occurrence once), then distinct words x n-grams
+        # from the cache: their product sums the words' n-gram counts per document in C, already free
+        # of duplicates (its column indices are not sorted, which nothing downstream needs).
+        word_ids: dict[str, int] = {}
+        number = word_ids.setdefault
+        occurrences: list[int] = []
+        indptr = [0]
+        for document in raw_documents:
+            occurrences.extend([number(word, len(word_ids)) for word in preprocess(document).split()])
+            indptr.append(len(occurrences))
+        missing = [word for word in word_ids if word not in cache]
         if missing:
             cache.update(zip(missing, self._char_wb_word_indices(missing), strict=True))
-        indices: list[int] = []
-        indptr = [0]
-        for words in documents:
-            for word in words:
-                indices.extend(cache[word])
-            indptr.append(len(indices))
-        counts = sparse.csr_matrix(
-            (np.ones(len(indices), dtype=self.dtype), np.asarray(indices, dtype=np.int64), np.asarray(indptr)),
-            shape=(len(indptr) - 1, len(self.vocabulary_)),
+        columns: list[int] = []
+        word_ptr = [0]
+        for word in word_ids:
+            columns.extend(cache[word])
+            word_ptr.append(len(columns))
+        documents = sparse.csr_matrix(
+            (np.ones(len(occurrences), dtype=self.dtype), np.asarray(occurrences, dtype=np.int64), np.asarray(indptr)),
+            shape=(len(indptr) - 1, len(word_ids)),
         )
-        counts.sum_duplicates()
+        ngrams = sparse.csr_matrix(
+            (np.ones(len(columns), dtype=self.dtype), np.asarray(columns, dtype=np.int64), np.asarray(word_ptr)),
+            shape=(len(word_ids), len(self.vocabulary_)),
+        )
+        counts = sparse.csr_matrix(documents @ ngrams)
         if self.binary:
             counts.data.fill(1)
         return self._weigh(counts)

@@ -82,7 +82,7 @@ def test_compact_vectorizer_state_round_trips_without_a_dict() -> None:
 
 
 def test_cached_char_wb_transform_matches_scikit_learn() -> None:
-    texts = TEXTS + ["kata baru yang belum pernah ada", "jalan  jalan\tdi\noebobo", ""]
+    texts = TEXTS + ["kata baru yang belum pernah ada", "jalan  jalan\tdi\noebobo", "", "aaa aaa aaa aa"]
     params = {"analyzer": "char_wb", "ngram_range": (2, 5), "sublinear_tf": True, "dtype": np.float32}
     ours = CompactTfidfVectorizer(**params).fit(TEXTS)
     reference = TfidfVectorizer(**params).fit(TEXTS)
@@ -90,6 +90,7 @@ def test_cached_char_wb_transform_matches_scikit_learn() -> None:
         got, expected = ours.transform(texts), reference.transform(texts)
         assert got.shape == expected.shape
         np.testing.assert_allclose(got.toarray(), expected.toarray(), rtol=1e-6)
+    assert ours.transform([]).shape == (0, len(ours.vocabulary_))
 
 
 HOSTILE_TEXTS = [
