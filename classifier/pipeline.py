@@ -208,6 +208,8 @@ class CompactTfidfVectorizer(TfidfVectorizer):
         index = self._char_index() if self.analyzer == "char" else None
         if index is not None:
             return self._weigh(self._char_counts(raw_documents, index))
+        if self.analyzer == "word" and self.stop_words is None and self.tokenizer is None:
+            return self._weigh(self._word_counts(raw_documents))
         if self.analyzer != "char_wb":
             _, counts = self._count_vocab(raw_documents, fixed_vocab=True)
             if self.binary:
@@ -247,6 +249,34 @@ class CompactTfidfVectorizer(TfidfVectorizer):
         if self.binary:
             counts.data.fill(1)
         return self._weigh(counts)
+
+    def _word_counts(self, raw_documents: Any) -> sparse.csr_matrix:
+        """``analyzer="word"`` counts (no stop words): scikit-learn's n-grams, looked up without its per-document dicts.
+
+        scikit-learn counts each document's n-grams in a dict and sorts the matrix afterwards; here each
+        document's vocabulary columns (repeats included) go straight into one array and ``sum_duplicates``
+        merges them, with an identical result.
+        """
+        preprocess, tokenize = self.build_preprocessor(), self.build_tokenizer()
+        min_n, max_n = self.ngram_range
+        lookup = self.vocabulary_.get
+        columns: list[int] = []
+        indptr = [0]
+        for document in raw_documents:
+            tokens = tokenize(preprocess(self.decode(document)))
+            grams = tokens if min_n == 1 else []
+            for n in range(max(min_n, 2), max_n + 1):
+                grams = grams + [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+            columns.extend([j for j in map(lookup, grams) if j is not None])
+            indptr.append(len(columns))
+        counts = sparse.csr_matrix(
+            (np.ones(len(columns), dtype=self.dtype), np.asarray(columns, dtype=np.int64), np.asarray(indptr)),
+            shape=(len(indptr) - 1, len(self.vocabulary_)),
+        )
+        counts.sum_duplicates()
+        if self.binary:
+            counts.data.fill(1)
+        return counts
 
     def _char_wb_word_indices(self, words: list[str]) -> list[list[int]]:
         """Vocabulary columns of each word's ``char_wb`` n-grams (repeated n-grams repeated), for a batch.

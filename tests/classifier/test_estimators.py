@@ -120,6 +120,26 @@ def test_vectorised_char_ngrams_match_scikit_learn(params: dict) -> None:
 
 
 @pytest.mark.parametrize("params", [
+    {"ngram_range": (1, 2), "sublinear_tf": True, "token_pattern": r"(?u)@?\b\w+\b"},  # the heads' setting
+    {"ngram_range": (1, 1), "binary": True},
+    {"ngram_range": (2, 3), "lowercase": False, "norm": "l1"},
+    {"ngram_range": (1, 3), "strip_accents": "unicode", "min_df": 1},
+    {"ngram_range": (1, 2), "stop_words": ["di", "yang"]},  # scikit-learn's own path
+])
+def test_word_ngram_counts_match_scikit_learn(params: dict) -> None:
+    params = {"analyzer": "word", "dtype": np.float32, **params}
+    fit_on = TEXTS + HOSTILE_TEXTS[:2]
+    ours = CompactTfidfVectorizer(**params).fit(fit_on)
+    reference = TfidfVectorizer(**params).fit(fit_on)
+    texts = TEXTS + HOSTILE_TEXTS + ["jalan jalan jalan rusak rusak", "Jalan RUSAK jalan rusak"]
+    for batch in (texts, texts[:1], texts[-3:], [""], ["a", ""]):
+        got, expected = ours.transform(batch), reference.transform(batch)
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got.toarray(), expected.toarray(), rtol=1e-6, atol=1e-7)
+    assert ours.transform([]).shape == (0, len(ours.vocabulary_))
+
+
+@pytest.mark.parametrize("params", [
     {"ngram_range": (2, 5), "sublinear_tf": True, "min_df": 1},
     {"ngram_range": (1, 3), "binary": True},
     {"ngram_range": (4, 6), "lowercase": False},  # padded words shorter than min_n: scikit-learn's own path
