@@ -251,7 +251,7 @@ class CompactTfidfVectorizer(TfidfVectorizer):
         return self._weigh(counts)
 
     def _word_counts(self, raw_documents: Any) -> sparse.csr_matrix:
-        """``analyzer="word"`` counts (no stop words): scikit-learn's n-grams, looked up without its per-document dicts.
+        """``analyzer="word"`` counts without stop words: scikit-learn's n-grams, minus its per-document dicts.
 
         scikit-learn counts each document's n-grams in a dict and sorts the matrix afterwards; here each
         document's vocabulary columns (repeats included) go straight into one array and ``sum_duplicates``

@@ -466,8 +466,10 @@ def evaluated_macro_f1(models_dir: Path, version: str) -> dict[str, dict[str, An
         report = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    if not isinstance(report, dict) or report.get("overrides"):
+        return {}
     files = (report.get("data") or {}).get("files_sha256")
-    if not isinstance(report, dict) or report.get("overrides") or not files:
+    if not files:
         return {}
     card_heads = read_card(models_dir, version).get("heads", {})
     seeds = report.get("seeds") or [0]

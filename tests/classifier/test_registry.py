@@ -201,7 +201,7 @@ def test_promote_refuses_on_the_mean_over_seeds_and_names_them(
     assert current_version(tmp_path) == "v1"
 
 
-@pytest.mark.parametrize("mismatch", ["overrides", "config", "data", "folds", "seeds", "missing"])
+@pytest.mark.parametrize("mismatch", ["overrides", "config", "data", "folds", "seeds", "missing", "not a report"])
 def test_promote_falls_back_to_the_cards_when_evaluations_do_not_measure_the_same_thing(
     tmp_path: Path, tiny_trained: tuple[dict, dict], mismatch: str
 ) -> None:
@@ -215,6 +215,8 @@ def test_promote_falls_back_to_the_cards_when_evaluations_do_not_measure_the_sam
     }.get(mismatch, {})
     if mismatch != "missing":
         _evaluation(tmp_path, "v2", {"relevance": [0.90, 0.90]}, **{"seeds": (0, 1), **options})
+    if mismatch == "not a report":
+        (tmp_path / "v2" / "evaluation" / "evaluation.json").write_text("[1, 2]")
     if mismatch == "config":
         path = tmp_path / "v2" / "evaluation" / "evaluation.json"
         report = json.loads(path.read_text())
