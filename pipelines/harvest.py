@@ -86,6 +86,15 @@ def ensure_state(*, session: Session, source_key: str) -> None:
     session.execute(_insert(session, SourceState).values(source_key=source_key).on_conflict_do_nothing())
 
 
+def lease_is_free(now: datetime) -> sa.ColumnElement[bool]:
+    """SQL condition: nobody holds the source's lease at ``now`` (never taken, released or expired)."""
+    return sa.or_(
+        SourceState.lease_owner == "",
+        SourceState.lease_expires_at.is_(None),
+        SourceState.lease_expires_at < now,
+    )
+
+
 def acquire_lease(*, session: Session, source_key: str, owner: str, now: datetime, seconds: int) -> bool:
     """Take the source's lease if it is free or expired; True if we hold it now. Does not commit."""
     ensure_state(session=session, source_key=source_key)
@@ -93,12 +102,7 @@ def acquire_lease(*, session: Session, source_key: str, owner: str, now: datetim
         sa.update(SourceState)
         .where(
             SourceState.source_key == source_key,
-            sa.or_(
-                SourceState.lease_owner == "",
-                SourceState.lease_expires_at.is_(None),
-                SourceState.lease_expires_at < now,
-                SourceState.lease_owner == owner,
-            ),
+            sa.or_(lease_is_free(now), SourceState.lease_owner == owner),
         )
         .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=seconds))
         .execution_options(synchronize_session=False)
@@ -476,11 +480,7 @@ def claim_due_sources(*, session: Session, sources: list[SourceConfig], now: dat
                     SourceState.queued_at <= cutoff,
                     SourceState.queued_at <= SourceState.last_run_at,
                 ),
-                sa.or_(
-                    SourceState.lease_owner == "",
-                    SourceState.lease_expires_at.is_(None),
-                    SourceState.lease_expires_at < now,
-                ),
+                lease_is_free(now),
                 SourceState.health != "stopped",
                 sa.or_(SourceState.backoff_until.is_(None), SourceState.backoff_until <= now),
             )
