@@ -12,6 +12,10 @@ MAX_CHARS = 20_000
 MIN_WORDS_FOR_LANGUAGE_CHECK = 5
 MIN_INDONESIAN_SHARE = 0.2
 MIN_WORDS_WITHOUT_FUNCTION_WORDS = 8
+# Indonesian is written in Latin letters: not one training row has under 90% of them. A post whose
+# letters are mostly of another script (CJK, Cyrillic, Arabic, Thai, ...) is not Indonesian however
+# short it is (a CJK sentence is one "word" to the word-based check).
+MIN_LATIN_SHARE = 0.5
 
 EMPTY = "kosong"
 BINARY = "biner"
@@ -21,6 +25,8 @@ NOT_INDONESIAN = "bukan_bahasa_indonesia"
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffd]")
 _WORD = re.compile(r"[^\W\d_]{2,}", re.UNICODE)
 _STRIP = re.compile(r"(?:https?://\S+|@\w+|#\w+)")
+_LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
+_LATIN_LETTER = re.compile(r"[A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
 
 
 @functools.lru_cache(maxsize=1)
@@ -79,6 +85,15 @@ def _affixed_known(word: str, known: frozenset[str]) -> bool:
     return False
 
 
+def mostly_other_script(text: str) -> bool:
+    """Whether most letters of ``text`` (outside URLs, @handles, #hashtags) are not Latin."""
+    if text.isascii():
+        return False
+    letters = _STRIP.sub(" ", text)
+    n_letters = len(_LETTER.findall(letters))
+    return n_letters > 0 and len(_LATIN_LETTER.findall(letters)) < MIN_LATIN_SHARE * n_letters
+
+
 def unusable_reason(text: object) -> str:
     """Why ``text`` cannot be classified ("" when it can)."""
     if not isinstance(text, str):
@@ -91,6 +106,8 @@ def unusable_reason(text: object) -> str:
     control = len(_CONTROL.findall(sample))
     if "\x00" in sample or control / len(sample) > 0.05:
         return BINARY
+    if mostly_other_script(sample):
+        return NOT_INDONESIAN
     n_words, share, id_hits, en_hits = language_evidence(sample)
     if n_words == 0 and not any(ch.isalnum() for ch in sample):
         return EMPTY

@@ -40,3 +40,20 @@ def test_other_languages_are_recognised(text: str) -> None:
 
 def test_indonesian_with_a_number_abbreviation_is_kept() -> None:
     assert unusable_reason("no meter PDAM jl purwakarta no 3 air tidak mengalir dari kemarin") == ""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "这是中文文本",  # one CJK "word": too short for the word-based check
+        "Дорога возле рынка разбита уже несколько недель",
+        "الطريق بالقرب من السوق مكسور @pemkotkupang",
+        "ถนนใกล้ตลาดพังมาหลายสัปดาห์แล้ว",
+    ],
+)
+def test_text_in_another_script_is_not_indonesian(text: str) -> None:
+    assert unusable_reason(text) == NOT_INDONESIAN
+
+
+def test_indonesian_with_a_few_letters_of_another_script_is_kept() -> None:
+    assert unusable_reason("Assalamualaikum السلام عليكم pak, jalan di depan masjid oebobo rusak parah") == ""
