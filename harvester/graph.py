@@ -43,6 +43,7 @@ from harvester.types import (
     TransientError,
     format_graph_time,
     parse_time,
+    quarantines_unexpected_shapes,
     utc_from_timestamp,
 )
 
@@ -207,6 +208,7 @@ def _find_key(value: object, key: str) -> object:
 # -- parsing --------------------------------------------------------------------------------------
 
 
+@quarantines_unexpected_shapes("facebook", "post")
 def parse_fb_post(post: object) -> RawItem | QuarantinedItem:
     """A Page feed/tagged post as a raw item."""
     if not isinstance(post, dict) or not isinstance(post.get("id"), str) or not post["id"]:
@@ -253,6 +255,7 @@ def _checked(
     return obj, created, text
 
 
+@quarantines_unexpected_shapes("facebook", "comment")
 def parse_fb_comment(comment: object, post_id: str | None) -> RawItem | QuarantinedItem:
     """A comment under a Page post as a raw item."""
     checked = _checked(comment, platform="facebook", what="comment", time_key="created_time", text_key="message")
@@ -279,6 +282,7 @@ def parse_fb_comment(comment: object, post_id: str | None) -> RawItem | Quaranti
     )
 
 
+@quarantines_unexpected_shapes("instagram", "media")
 def parse_ig_media(media: object) -> RawItem | QuarantinedItem:
     """An Instagram media (tagged or mentioned) as a raw item."""
     checked = _checked(
@@ -303,6 +307,7 @@ def parse_ig_media(media: object) -> RawItem | QuarantinedItem:
     )
 
 
+@quarantines_unexpected_shapes("instagram", "comment")
 def parse_ig_comment(comment: object, media_id: str | None) -> RawItem | QuarantinedItem:
     """An Instagram comment as a raw item."""
     checked = _checked(comment, platform="instagram", what="comment", time_key="timestamp", text_key="text")
@@ -530,12 +535,13 @@ class InstagramCollector:
                 yield from self.client.drain()
                 items = []
                 for row in _data(body, "instagram", items):
-                    nested = (
-                        row.get("replies", {}).get("data", [])
-                        if isinstance(row, dict) and isinstance(row.get("replies"), dict)
-                        else []
-                    )
-                    for comment in [row, *nested]:
+                    replies = row.get("replies") if isinstance(row, dict) else None
+                    nested = replies.get("data") if isinstance(replies, dict) else None
+                    if nested is not None and not isinstance(nested, list):
+                        reason = f"comment {row.get('id')} has a malformed replies list"
+                        items.append(QuarantinedItem.of("instagram", reason, replies))
+                        nested = None
+                    for comment in [row, *(nested or [])]:
                         parsed = parse_ig_comment(comment, media_id)
                         if isinstance(parsed, RawItem) and parsed.created_at:
                             if parsed.created_at < comments_since:

@@ -34,6 +34,7 @@ from harvester.types import (
     SourceAuthError,
     TransientError,
     parse_time,
+    quarantines_unexpected_shapes,
     utc_from_timestamp,
 )
 
@@ -260,12 +261,12 @@ class TwitterCollector:
         included_tweets = _index(includes.get("tweets"), "id")
         for tweet in data:
             # Originals of retweets/quotes come first, so the store can link them.
-            if isinstance(tweet, dict):
-                for ref in tweet.get("referenced_tweets") or []:
-                    if isinstance(ref, dict) and ref.get("type") in ("retweeted", "quoted"):
-                        original = included_tweets.get(str(ref.get("id")))
-                        if original is not None:
-                            yield parse_tweet(original, users, media, places, reference=True)
+            refs = tweet.get("referenced_tweets") if isinstance(tweet, dict) else None
+            for ref in refs if isinstance(refs, list) else []:
+                if isinstance(ref, dict) and ref.get("type") in ("retweeted", "quoted"):
+                    original = included_tweets.get(str(ref.get("id")))
+                    if original is not None:
+                        yield parse_tweet(original, users, media, places, reference=True)
             yield parse_tweet(tweet, users, media, places)
 
 
@@ -281,6 +282,7 @@ def _describe(exc: Exception) -> str:
     return exc.__class__.__name__
 
 
+@quarantines_unexpected_shapes("twitter", "tweet")
 def parse_tweet(
     tweet: object,
     users: Mapping[str, dict[str, Any]],

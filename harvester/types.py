@@ -7,10 +7,12 @@ of the posts it covers.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ParamSpec
 
 
 @dataclass
@@ -53,6 +55,36 @@ class QuarantinedItem:
         except (TypeError, ValueError):
             body = repr(payload)
         return cls(platform=platform, reason=reason, raw_body=body)
+
+
+P = ParamSpec("P")
+# What reading a payload of an unexpected shape raises (a list where an object was expected, ...).
+UNEXPECTED_SHAPE = (TypeError, AttributeError, ValueError, KeyError, IndexError)
+
+
+def quarantines_unexpected_shapes(
+    platform: str, what: str
+) -> Callable[[Callable[P, RawItem | QuarantinedItem]], Callable[P, RawItem | QuarantinedItem]]:
+    """Make a parser quarantine (its first argument, whole) a payload it cannot read, instead of raising.
+
+    A parser checks the fields it knows can be missing; this catches the shapes nobody foresaw, so
+    one odd item never ends a harvest run (nor, repeated on every run, stalls its source for good).
+    """
+
+    def decorate(parse: Callable[P, RawItem | QuarantinedItem]) -> Callable[P, RawItem | QuarantinedItem]:
+        @functools.wraps(parse)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> RawItem | QuarantinedItem:
+            try:
+                return parse(*args, **kwargs)
+            except UNEXPECTED_SHAPE as exc:
+                payload = args[0] if args else None
+                ident = payload.get("id") if isinstance(payload, dict) else None
+                reason = f"{what} {ident} has an unexpected shape ({exc.__class__.__name__}: {exc})"
+                return QuarantinedItem.of(platform, reason[:500], payload)
+
+        return guarded
+
+    return decorate
 
 
 @dataclass

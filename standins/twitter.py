@@ -404,8 +404,8 @@ def _includes(state: TwitterState, tweets: list[Any], q: Any) -> dict[str, list[
     if "referenced_tweets.id" in expansions:
         refs = []
         for t in dicts:
-            for r in t.get("referenced_tweets") or []:
-                found = state.find(r.get("id"))
+            for r in _list(t.get("referenced_tweets")):
+                found = state.find(str(r.get("id"))) if isinstance(r, dict) else None
                 if found is not None and found.payload not in refs:
                     refs.append(found.payload)
         if refs:
@@ -423,15 +423,26 @@ def _includes(state: TwitterState, tweets: list[Any], q: Any) -> dict[str, list[
         media = [
             state.media[k]
             for t in dicts
-            for k in (t.get("attachments") or {}).get("media_keys", [])
-            if k in state.media
+            for k in _list(_dict(t.get("attachments")).get("media_keys"))
+            if isinstance(k, str) and k in state.media
         ]
         if media:
             includes["media"] = media
     if "geo.place_id" in expansions:
         places = [
-            state.places[p] for t in dicts if (p := (t.get("geo") or {}).get("place_id")) in state.places
+            state.places[p]
+            for t in dicts
+            if isinstance(p := _dict(t.get("geo")).get("place_id"), str) and p in state.places
         ]
         if places:
             includes["places"] = places
     return includes
+
+
+def _list(value: Any) -> list[Any]:
+    # Malformed tweets (tests put them in) are served as they are; expansions just skip them.
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from pipelines.harvest import run_source
 from pipelines.models import AuditLog, Checkpoint, Post, PostVersion, Quarantine, SourceState
-from standins.graph import GraphState
+from standins.graph import GraphState, graph_time
 from tests.harvester.conftest import IG_ID, PAGE_ID, HarvestEnv, Sleeper
 
 
@@ -191,3 +191,39 @@ def test_old_comment_cursors_are_pruned(
     assert run_source(source_key="fb").status == "ok"
     cursors = set(session.scalars(sa.select(Checkpoint.cursor)))
     assert "comments:1_2" not in cursors and "feed:x" in cursors
+
+
+def test_graph_items_of_an_unexpected_shape_are_quarantined_not_a_crash(
+    harvest_env: HarvestEnv, graph_state: GraphState, session: Session, sleeper: Sleeper
+) -> None:
+    good = graph_state.add_post(PAGE_ID, "Jalan di Naikoten berlubang", created_at=_ago(10))
+    base = {"message": "Lampu mati", "created_time": graph_time(_ago(9))}
+    graph_state.add_raw(f"feed:{PAGE_ID}", {"id": "1_901", **base, "attachments": {"data": 5}})
+    graph_state.add_raw(
+        f"feed:{PAGE_ID}", {"id": "1_902", **base, "attachments": {"data": [{"media": {"image": "x"}}]}}
+    )
+    summary = run_source(source_key="fb", sleep=sleeper)
+    assert summary.status == "ok", summary.errors
+    assert list(session.scalars(sa.select(Post.external_id))) == [good]
+    rows = {r.reason: r.raw_body for r in session.scalars(sa.select(Quarantine))}
+    assert len(rows) == 2 and all(reason.startswith("post 1_90") for reason in rows)
+    assert any('"data": 5' in body for body in rows.values())
+
+
+def test_instagram_comment_with_a_malformed_replies_list_is_kept(
+    harvest_env: HarvestEnv, graph_state: GraphState, session: Session, sleeper: Sleeper
+) -> None:
+    own = graph_state.add_ig_media(IG_ID, "Kegiatan bersih pantai", tagged=False, created_at=_ago(200))
+    stamp = graph_time(_ago(9))
+    graph_state.add_raw(
+        f"comments:{own}", {"id": "18000000000000901", "text": "Sampah", "timestamp": stamp, "replies": {"data": None}}
+    )
+    graph_state.add_raw(
+        f"comments:{own}", {"id": "18000000000000902", "text": "Got", "timestamp": stamp, "replies": {"data": 7}}
+    )
+    summary = run_source(source_key="ig", sleep=sleeper)
+    assert summary.status == "ok", summary.errors
+    stored = set(session.scalars(sa.select(Post.external_id)))
+    assert stored == {"18000000000000901", "18000000000000902"}
+    reasons = list(session.scalars(sa.select(Quarantine.reason)))
+    assert reasons == ["comment 18000000000000902 has a malformed replies list"]

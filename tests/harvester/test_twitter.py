@@ -158,6 +158,27 @@ def test_malformed_tweets_are_quarantined_and_the_run_goes_on(
     assert '"author_id": "1"' in rows[0].raw_body or '"author_id": "1"' in rows[1].raw_body
 
 
+def test_tweets_of_an_unexpected_shape_are_quarantined_not_a_crash(
+    harvest_env: HarvestEnv, x_state: TwitterState, session: Session, sleeper: Sleeper
+) -> None:
+    from pipelines.models import Quarantine
+
+    good = _mention(x_state, 2)
+    odd = [
+        {"referenced_tweets": 5},
+        {"attachments": {"media_keys": 5}},
+        {"attachments": {"media_keys": [{"key": 1}]}},
+    ]
+    for i, shape in enumerate(odd):
+        x_state.add_malformed({"id": f"12{i}", "text": "@PemkotKupang halo", **shape}, mentions="PemkotKupang")
+    summary = run_source(source_key="x-mentions", sleep=sleeper)
+    assert summary.status == "ok", summary.errors
+    assert set(session.scalars(sa.select(Post.external_id))) == set(good)
+    rows = list(session.scalars(sa.select(Quarantine).order_by(Quarantine.id)))
+    assert sorted(r.reason.split(" has ")[0] for r in rows) == ["tweet 120", "tweet 121", "tweet 122"]
+    assert all(r.reason.endswith(")") and '"text": "@PemkotKupang halo"' in r.raw_body for r in rows)
+
+
 def test_recent_search_follows_next_token(
     harvest_env: HarvestEnv, x_state: TwitterState, session: Session
 ) -> None:
