@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import re
 
-# NIK: the 16-digit Indonesian national identity number.
-_NIK = re.compile(r"(?<!\d)(\d{6})\d{10}(?!\d)")
-# Indonesian phone numbers: +62 / 62 / 0 then 8-13 digits, optionally split by spaces, dots or dashes.
-_PHONE = re.compile(r"(?<![\w+])(?:\+62|62|0)[\s.-]?8(?:[\s.-]?\d){7,12}(?!\d)")
+# NIK: the 16-digit Indonesian national identity number, also as written on forms ("5371 0123 4567 0001",
+# "537101-234567-0001"): single spaces, dots or dashes between digits.
+_NIK = re.compile(r"(?<!\d)\d(?:[ .-]?\d){15}(?!\d)")
+# Indonesian phone numbers: +62 / 62 / 0 then 8-13 digits, optionally split by spaces, dots or dashes
+# ("0812 - 3456 - 7890" too). Only a digit before it stops a match: people glue numbers to words ("hp0812...").
+_PHONE = re.compile(r"(?<![\d+])(?:\+62|62|0)[\s.-]{0,3}8(?:[\s.-]{0,3}\d){7,12}(?!\d)")
 _EMAIL = re.compile(r"\b([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})\b")
 
 
@@ -17,8 +19,9 @@ def mask_pii(text: str) -> str:
     if not text:
         return text
     text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
-    text = _NIK.sub(lambda m: f"{m.group(1)}**********", text)
+    # Phones first: two numbers written "0812 3456 7890 0813 1111 2222" would otherwise look like one NIK.
     text = _PHONE.sub(lambda m: _mask_phone(m.group(0)), text)
+    text = _NIK.sub(lambda m: f"{re.sub(r'[^0-9]', '', m.group(0))[:6]}**********", text)
     return text
 
 

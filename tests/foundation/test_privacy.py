@@ -17,6 +17,16 @@ from jaring.privacy import PiiMaskingFilter, mask_pii
         ("hp 0812.3456.789", "3456.789"),
         ("NIK saya 5371012345670001", "5371012345670001"),
         ("email: nona.kupang@yahoo.co.id", "nona.kupang@yahoo.co.id"),
+        ("NIK 5371 0123 4567 0001", "0123 4567 0001"),
+        ("nik: 5371-0123-4567-0001", "0123-4567-0001"),
+        ("NIK 5371.0123.4567.0001", "0123.4567.0001"),
+        ("NIK 537101 234567 0001", "234567 0001"),
+        ("hubungi hp081234567890", "081234567890"),
+        ("WA08123456789 ya", "08123456789"),
+        ("no_0812-3456-7890", "3456-7890"),
+        ("telp 0812 - 3456 - 7890", "3456 - 7890"),
+        ("hp 0812 3456 7890 0813 1111 2222", "1111 2222"),
+        ("BUDI.SANTOSO+LAPOR@GMAIL.COM", "BUDI.SANTOSO+LAPOR"),
     ],
 )
 def test_personal_data_is_masked(text: str, secret: str) -> None:
