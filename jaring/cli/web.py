@@ -14,15 +14,34 @@ console = Console(stderr=True)
 PASSWORD_ENV = "JARING_NEW_USER_PASSWORD"  # noqa: S105 - the name of an environment variable
 
 
+# Query parameters whose value is a credential: never logged (Meta's handshake sends its verify token).
+SECRET_QUERY_PARAMS = frozenset({"hub.verify_token", "access_token"})
+
+
 class MaskAccessArgs(logging.Filter):
     """Mask personal data in uvicorn access-log arguments, keeping them a tuple (its formatter unpacks them)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from jaring.privacy import mask_pii
-
         if isinstance(record.args, tuple):
-            record.args = tuple(mask_pii(a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(_mask_access_arg(a) if isinstance(a, str) else a for a in record.args)
         return True
+
+
+def _mask_access_arg(value: str) -> str:
+    """``value`` masked; a request target's query string is decoded first (a browser sends ``@`` as
+    ``%40`` and spaces as ``+``, which the patterns would not see), masked, and encoded again."""
+    from urllib.parse import parse_qsl, urlencode
+
+    from jaring.privacy import mask_pii
+
+    path, question, query = value.partition("?")
+    if not question or not path.startswith("/"):
+        return mask_pii(value)
+    pairs = [
+        (mask_pii(key), "***" if key in SECRET_QUERY_PARAMS else mask_pii(item))
+        for key, item in parse_qsl(query, keep_blank_values=True)
+    ]
+    return f"{mask_pii(path)}?{urlencode(pairs, safe='*')}"
 
 
 def register(app: typer.Typer) -> None:

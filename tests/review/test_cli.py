@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 import typer
 from typer.testing import CliRunner
@@ -50,3 +51,23 @@ def test_access_log_arguments_are_masked_and_stay_a_tuple() -> None:
     assert web.MaskAccessArgs().filter(record)
     assert isinstance(record.args, tuple) and record.args[4] == 200
     assert "081234567890" not in record.getMessage() and "budi@mail.com" not in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("target", "secret"),
+    [
+        ("/kotak-masuk?q=budi%40mail.com", "budi%40mail.com"),  # a browser sends @ as %40
+        ("/kotak-masuk?q=0812+3456+7890&status=antre", "3456+7890"),  # and spaces as +
+        ("/kotak-masuk?q=5371%200123%204567%200001", "0123%204567"),
+        ("/webhooks/meta?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=1158", "verify-me"),
+    ],
+)
+def test_access_log_masks_personal_data_and_secrets_in_encoded_query_strings(target: str, secret: str) -> None:
+    import logging
+
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5", "GET", target, "1.1", 200), None)
+    assert web.MaskAccessArgs().filter(record)
+    line = record.getMessage()
+    assert secret not in line and line.startswith('127.0.0.1:5 - "GET /') and line.endswith('HTTP/1.1" 200')
+    assert target.split("?")[0] + "?" in line
