@@ -26,7 +26,9 @@ def verify_signature(app_secret: str, raw_body: bytes, header: str | None) -> bo
     if not app_secret or not header or not header.startswith("sha256="):
         return False
     expected = hmac.new(app_secret.encode("utf-8"), raw_body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header.removeprefix("sha256=").strip().lower())
+    # Bytes, not str: compare_digest raises TypeError on a non-ASCII str (a hostile header is latin-1).
+    given = header.removeprefix("sha256=").strip().lower()
+    return hmac.compare_digest(expected.encode(), given.encode())
 
 
 def verify_handshake(params: dict[str, str], verify_token: str) -> str | None:
@@ -34,7 +36,7 @@ def verify_handshake(params: dict[str, str], verify_token: str) -> str | None:
     if (
         verify_token
         and params.get("hub.mode") == "subscribe"
-        and hmac.compare_digest(params.get("hub.verify_token", ""), verify_token)
+        and hmac.compare_digest(params.get("hub.verify_token", "").encode(), verify_token.encode())
     ):
         return params.get("hub.challenge", "")
     return None

@@ -89,6 +89,23 @@ def test_bad_or_missing_signature_is_rejected_and_nothing_stored(
     assert session.scalar(sa.select(sa.func.count()).select_from(Post)) == 0
 
 
+def test_non_ascii_signature_or_verify_token_is_refused_not_a_server_error(
+    receiver: RunningServer, graph_state: GraphState, session: Session
+) -> None:
+    media = graph_state.add_ig_media(IG_ID, "Jalan rusak @pemkot.kupang")
+    raw = json.dumps(graph_state.webhook_ig_mention(IG_ID, media_id=media)).encode()
+    headers = {"content-type": "application/json", "x-hub-signature-256": "sha256=\u00e9".encode("latin-1")}
+    response = httpx.post(f"{receiver.base_url}/webhooks/meta", content=raw, headers=headers, timeout=10)
+    assert response.status_code == 403
+    handshake = httpx.get(
+        f"{receiver.base_url}/webhooks/meta",
+        params={"hub.mode": "subscribe", "hub.verify_token": "v\u00e9rify-me", "hub.challenge": "1"},
+    )
+    assert handshake.status_code == 403
+    assert not verify_signature(SECRET, raw, "sha256=" + "\u00e9" * 64)
+    assert graph_state.request_log == []
+
+
 def test_instagram_mention_in_comment_and_caption_are_fetched_and_stored(
     receiver: RunningServer, graph_state: GraphState, session: Session
 ) -> None:
