@@ -106,6 +106,25 @@ def test_non_ascii_signature_or_verify_token_is_refused_not_a_server_error(
     assert graph_state.request_log == []
 
 
+def test_oversized_body_is_refused_before_it_is_read(receiver: RunningServer) -> None:
+    import socket
+
+    # A declared 100 MB body: answered at once, not buffered in memory first.
+    with socket.create_connection((receiver.host, receiver.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /webhooks/meta HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"X-Hub-Signature-256: sha256=00\r\nContent-Length: 100000000\r\n\r\n{"
+        )
+        assert sock.recv(64).startswith(b"HTTP/1.1 413")
+
+    # Chunked, no length: reading stops at the cap.
+    def chunks() -> Iterator[bytes]:
+        yield from (b"x" * 100_000 for _ in range(20))
+
+    response = httpx.post(f"{receiver.base_url}/webhooks/meta", content=chunks(), timeout=10)
+    assert response.status_code == 413
+
+
 def test_instagram_mention_in_comment_and_caption_are_fetched_and_stored(
     receiver: RunningServer, graph_state: GraphState, session: Session
 ) -> None:
