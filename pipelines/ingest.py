@@ -99,8 +99,9 @@ def quarantine(
             "source_key": source_key[:64],
             "platform": item.platform[:16],
             "run_id": run_id,
-            "reason": item.reason[:2000],
-            "raw_body": item.raw_body[:MAX_QUARANTINE_BYTES],
+            # PostgreSQL text refuses NUL: keep it visible as the JSON escape instead.
+            "reason": item.reason.replace("\x00", "\\u0000")[:2000],
+            "raw_body": item.raw_body.replace("\x00", "\\u0000")[:MAX_QUARANTINE_BYTES],
             "created_at": datetime.now(UTC),
             "resolved": False,
         }
@@ -271,7 +272,7 @@ _UNNEST_INSERT = sa.text(
 def _problem(item: RawItem) -> str:
     if not item.platform or len(item.platform) > 16:
         return "item has no valid platform"
-    if not item.external_id or len(item.external_id) > 128:
+    if not item.external_id or len(item.external_id) > 128 or "\x00" in item.external_id:
         return "item has no valid external id (1-128 characters)"
     if not isinstance(item.text, str):
         return f"item {item.external_id} has no text"
@@ -286,7 +287,27 @@ def _problem(item: RawItem) -> str:
     if "\\u0000" in dumped:
         # PostgreSQL's jsonb refuses NUL characters: drop them from the stored payload.
         item.raw = _without_nul(item.raw)
+    # ... and its text columns too: from every other field that reaches one (a NUL in an author's
+    # name or a media URL made the batch's INSERT fail, on every run, with the good posts beside it).
+    for name in _TEXT_FIELDS:
+        value = getattr(item, name)
+        if isinstance(value, str) and "\x00" in value:
+            setattr(item, name, value.replace("\x00", ""))
+    item.media, item.referenced = _without_nul(item.media), _without_nul(item.referenced)
     return ""
+
+
+_TEXT_FIELDS = (
+    "kind",
+    "author_id",
+    "author_handle",
+    "author_name",
+    "lang",
+    "url",
+    "parent_external_id",
+    "thread_external_id",
+    "original_external_id",
+)
 
 
 def _without_nul(value: Any) -> Any:

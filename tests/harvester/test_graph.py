@@ -227,3 +227,30 @@ def test_instagram_comment_with_a_malformed_replies_list_is_kept(
     assert stored == {"18000000000000901", "18000000000000902"}
     reasons = list(session.scalars(sa.select(Quarantine.reason)))
     assert reasons == ["comment 18000000000000902 has a malformed replies list"]
+
+
+def test_nul_characters_anywhere_in_a_post_do_not_stop_the_harvest(
+    harvest_env: HarvestEnv, graph_state: GraphState, session: Session, sleeper: Sleeper
+) -> None:
+    good = graph_state.add_post(PAGE_ID, "Jalan di Naikoten berlubang", created_at=_ago(10))
+    stamp = graph_time(_ago(9))
+    graph_state.add_raw(
+        f"feed:{PAGE_ID}",
+        {
+            "id": "1_903",
+            "message": "Lampu\x00 mati",
+            "created_time": stamp,
+            "from": {"id": "9", "name": "Warga\x00Oebobo"},
+            "attachments": {"data": [{"media_type": "photo", "url": "https://x.test/a\x00.jpg"}]},
+        },
+    )
+    graph_state.add_raw(f"feed:{PAGE_ID}", {"id": "1_904\x00", "message": "tanpa waktu"}, created_at=_ago(8))
+    summary = run_source(source_key="fb", sleep=sleeper)
+    assert summary.status == "ok", summary.errors
+    posts = {p.external_id: p for p in session.scalars(sa.select(Post))}
+    assert set(posts) == {good, "1_903"}
+    odd = posts["1_903"]
+    assert (odd.text, odd.author_name) == ("Lampu mati", "WargaOebobo")
+    assert odd.media == [{"type": "photo", "url": "https://x.test/a.jpg"}]
+    row = session.scalars(sa.select(Quarantine)).one()
+    assert row.reason == "post 1_904\\u0000 has no readable created_time" and "tanpa waktu" in row.raw_body
