@@ -11,6 +11,7 @@ Runs in the caller's transaction (the caller commits, then moves the checkpoint)
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -99,9 +100,10 @@ def quarantine(
             "source_key": source_key[:64],
             "platform": item.platform[:16],
             "run_id": run_id,
-            # PostgreSQL text refuses NUL: keep it visible as the JSON escape instead.
-            "reason": item.reason.replace("\x00", "\\u0000")[:2000],
-            "raw_body": item.raw_body.replace("\x00", "\\u0000")[:MAX_QUARANTINE_BYTES],
+            # NUL (PostgreSQL text refuses it) and lone surrogates (UTF-8 cannot encode them) are
+            # kept visible as their JSON escapes.
+            "reason": _escaped(item.reason)[:2000],
+            "raw_body": _escaped(item.raw_body)[:MAX_QUARANTINE_BYTES],
             "created_at": datetime.now(UTC),
             "resolved": False,
         }
@@ -272,7 +274,12 @@ _UNNEST_INSERT = sa.text(
 def _problem(item: RawItem) -> str:
     if not item.platform or len(item.platform) > 16:
         return "item has no valid platform"
-    if not item.external_id or len(item.external_id) > 128 or "\x00" in item.external_id:
+    if (
+        not item.external_id
+        or len(item.external_id) > 128
+        or "\x00" in item.external_id
+        or _SURROGATE.search(item.external_id)
+    ):
         return "item has no valid external id (1-128 characters)"
     if not isinstance(item.text, str):
         return f"item {item.external_id} has no text"
@@ -287,17 +294,39 @@ def _problem(item: RawItem) -> str:
     if "\\u0000" in dumped:
         # PostgreSQL's jsonb refuses NUL characters: drop them from the stored payload.
         item.raw = _without_nul(item.raw)
+    if _SURROGATE.search(dumped):
+        # Half an emoji ("\ud83d" in the JSON) cannot be encoded as UTF-8 by either database.
+        item.raw = _without_surrogates(item.raw)
     # ... and its text columns too: from every other field that reaches one (a NUL in an author's
     # name or a media URL made the batch's INSERT fail, on every run, with the good posts beside it).
     for name in _TEXT_FIELDS:
         value = getattr(item, name)
-        if isinstance(value, str) and "\x00" in value:
-            setattr(item, name, value.replace("\x00", ""))
-    item.media, item.referenced = _without_nul(item.media), _without_nul(item.referenced)
+        if isinstance(value, str) and ("\x00" in value or _SURROGATE.search(value)):
+            setattr(item, name, _without_surrogates(value.replace("\x00", "")))
+    item.media = _without_surrogates(_without_nul(item.media))
+    item.referenced = _without_surrogates(_without_nul(item.referenced))
     return ""
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(str(k)): _without_surrogates(v) for k, v in value.items()}
+    return value
+
+
+def _escaped(text: str) -> str:
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text.replace("\x00", "\\u0000"))
+
+
 _TEXT_FIELDS = (
+    "text",
     "kind",
     "author_id",
     "author_handle",

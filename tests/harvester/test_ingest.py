@@ -188,3 +188,23 @@ def test_nul_characters_do_not_poison_a_page(session: Session) -> None:
     assert len(result.new_post_ids) == 2
     stored = session.scalars(sa.select(Post).where(Post.external_id == "n1")).one()
     assert stored.text == "air mati di Oeba" and stored.raw == {"text": "air mati", "nested": [""]}
+
+
+def test_lone_surrogates_are_replaced_not_a_failed_batch(session: Session) -> None:
+    # JSON may carry half an emoji ("\ud83d"): json.loads keeps it, and UTF-8 cannot encode it.
+    cut = "emoji \ud83d putus"
+    bad = item("2", cut, author_name="Warga \udc00", media=[{"type": "photo", "url": "https://x.test/\ud83d"}])
+    bad.raw = {"id": "2", "text": cut}
+    odd = QuarantinedItem(platform="twitter", reason="tweet \ud83d has no id", raw_body='{"text": "\ud83d"}')
+    result = ingest_posts(
+        session=session, source_key="s", items=[item("1", "Jalan rusak"), bad, odd, item("3\ud83d", "x")]
+    )
+    session.commit()
+    assert len(result.new_post_ids) == 2 and result.quarantined == 2
+    post = session.scalars(sa.select(Post).where(Post.external_id == "2")).one()
+    assert (post.text, post.author_name) == ("emoji \ufffd putus", "Warga \ufffd")
+    assert post.raw == {"id": "2", "text": "emoji \ufffd putus"}
+    assert post.media == [{"type": "photo", "url": "https://x.test/\ufffd"}]
+    row, by_id = session.scalars(sa.select(Quarantine).order_by(Quarantine.id))
+    assert (row.reason, row.raw_body) == ("tweet \\ud83d has no id", '{"text": "\\ud83d"}')
+    assert by_id.reason.startswith("item has no valid external id") and '"3\\ud83d"' in by_id.raw_body
