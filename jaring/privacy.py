@@ -44,7 +44,18 @@ class PiiMaskingFilter(logging.Filter):
             record.args = tuple(_mask_value(a) for a in record.args)
         elif isinstance(record.args, dict):
             record.args = {k: _mask_value(v) for k, v in record.args.items()}
+        # A traceback's exception message can quote a post (a failed INSERT lists its parameters):
+        # format it now and mask it; formatters print a record's exc_text as it is.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_pii(record.exc_text)
+        if record.stack_info:
+            record.stack_info = mask_pii(record.stack_info)
         return True
+
+
+_TRACEBACKS = logging.Formatter()
 
 
 def _mask_value(value: object) -> object:

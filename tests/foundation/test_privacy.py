@@ -48,3 +48,26 @@ def test_logging_filter_masks_formatted_messages(caplog: pytest.LogCaptureFixtur
     assert "081234567890" not in caplog.text
     assert "budi@example.com" not in caplog.text
     assert "***@example.com" in caplog.text
+
+
+def test_logging_filter_masks_tracebacks_too() -> None:
+    # A failed INSERT's message carries its parameters (post texts); Celery logs it with the traceback.
+    import io
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(PiiMaskingFilter())
+    logger = logging.getLogger("jaring.test.privacy.tracebacks")
+    logger.addHandler(handler)
+    try:
+        try:
+            raise ValueError('INSERT failed: text="hubungi 081234567890 atau budi@example.com"')
+        except ValueError:
+            logger.exception("task failed")
+        logger.warning("where", stack_info=True)
+    finally:
+        logger.removeHandler(handler)
+    output = stream.getvalue()
+    assert "task failed" in output and "ValueError: INSERT failed" in output and "Stack (most recent" in output
+    assert "081234567890" not in output and "budi@example.com" not in output
+    assert "0812****90" in output and "b***@example.com" in output
