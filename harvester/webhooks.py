@@ -87,6 +87,8 @@ class Change:
                 from harvester.graph import parse_ig_comment
 
                 yield parse_ig_comment(body, None)
+            else:
+                yield QuarantinedItem.of("instagram", "comments change names no comment", self.as_dict())
         elif self.object == "page" and self.field == "feed":
             if self.value.get("verb") == "remove":
                 return  # deletions are not harvested; the stored post stays for the record

@@ -173,6 +173,19 @@ def test_unknown_object_in_webhook_is_quarantined_not_lost(
     assert "404404" in row.raw_body and "webhook fetch failed" in row.reason
 
 
+def test_instagram_comments_change_without_an_id_is_quarantined_not_lost(
+    receiver: RunningServer, graph_state: GraphState, session: Session
+) -> None:
+    payload = {
+        "object": "instagram",
+        "entry": [{"id": IG_ID, "time": 1, "changes": [{"field": "comments", "value": {"text": "Jalan rusak"}}]}],
+    }
+    response = _post(receiver, payload)
+    assert response.status_code == 200 and response.json()["quarantined"] == 1
+    row = session.scalars(sa.select(Quarantine)).one()
+    assert row.reason == "comments change names no comment" and "Jalan rusak" in row.raw_body
+
+
 def test_graph_outage_during_webhook_asks_meta_to_retry(
     receiver: RunningServer, graph_state: GraphState, session: Session
 ) -> None:
