@@ -9,7 +9,7 @@ source off takes effect without restarting anything.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,13 @@ class SourceConfig:
             value = secret.get_secret_value() if secret is not None else ""
         return value
 
+
+# The plain-valued settings and what YAML must give for each (a whole number is a fine float).
+_SCALAR_TYPES: dict[str, tuple[type, ...]] = {
+    f.name: (int, float) if isinstance(f.default, float) else (type(f.default),)
+    for f in fields(SourceConfig)
+    if isinstance(f.default, bool | int | float | str) and f.name not in ("key", "platform")
+}
 
 _DEFAULT_CREDENTIAL = {
     "twitter": "JARING_TWITTER_BEARER_TOKEN",
@@ -114,6 +121,12 @@ def parse_sources(data: object, *, origin: str = "sources") -> list[SourceConfig
                 values[name] = value
             else:
                 extra[name] = value
+        for name, value in values.items():
+            expected = _SCALAR_TYPES.get(name)
+            if expected and (isinstance(value, bool) != (expected == (bool,)) or not isinstance(value, expected)):
+                # A quoted "false" is a truthy string and "5m" no number: refuse the file, never guess.
+                kinds = "true or false" if expected == (bool,) else " or ".join(t.__name__ for t in expected)
+                raise SourceConfigError(f"{where}.{name}: expected {kinds}, got {value!r}")
         source = SourceConfig(key=key, platform=platform, accounts=tuple(accounts), extra=extra, **values)
         if source.schedule_seconds < 30:
             raise SourceConfigError(f"{where}: schedule_seconds must be at least 30")

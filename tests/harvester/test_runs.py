@@ -157,3 +157,23 @@ def test_broken_sources_file_is_reported_not_raised(harvest_env: HarvestEnv, x_s
     summary = run_source(source_key="x-mentions")
     assert summary.status == "config_error" and "platform must be one of" in summary.errors[0]
     assert x_state.faults.requests == 0
+
+
+@pytest.mark.parametrize(
+    ("changes", "where"),
+    [
+        ({"enabled": "false"}, "sources[0].enabled"),  # quoted: a truthy string, the source would run
+        ({"schedule_seconds": "5m"}, "sources[0].schedule_seconds"),
+        ({"page_size": "50"}, "sources[0].page_size"),
+        ({"max_wait_seconds": True}, "sources[0].max_wait_seconds"),
+        ({"credentials_env": ["A", "B"]}, "sources[0].credentials_env"),
+    ],
+)
+def test_a_mistyped_source_setting_is_a_config_error_not_a_run(
+    harvest_env: HarvestEnv, x_state: TwitterState, changes: dict, where: str
+) -> None:
+    _mention(x_state, 2)
+    harvest_env.set("x-mentions", **changes)
+    summary = run_source(source_key="x-mentions")
+    assert summary.status == "config_error" and where in summary.errors[0], summary
+    assert x_state.faults.requests == 0
