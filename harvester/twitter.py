@@ -91,7 +91,7 @@ class TwitterAccount:
 class TwitterCollector:
     """Polls mentions and recent search; yields pages, checkpoint proposals and notices."""
 
-    bearer_token: str
+    bearer_token: str = field(repr=False)  # a secret: never in a repr, log or traceback
     base_url: str = UPSTREAM
     timeout: float = 15.0
     accounts: Sequence[TwitterAccount] = ()

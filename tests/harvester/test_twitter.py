@@ -190,3 +190,10 @@ def test_recent_search_follows_next_token(
     assert summary.status == "ok" and summary.pages == 3
     assert set(session.scalars(sa.select(Post.external_id))) == set(hits)
     assert any("next_token" in params for _, params in x_state.request_log)
+
+
+def test_collector_repr_does_not_show_the_bearer_token() -> None:
+    from harvester.twitter import TwitterCollector
+
+    collector = TwitterCollector(bearer_token="AAAA-secret-bearer", queries=["kupang"])
+    assert "AAAA-secret-bearer" not in repr(collector) and "kupang" in repr(collector)
