@@ -395,7 +395,10 @@ def _fail(
         )
         .execution_options(synchronize_session=False)
     )
-    outcome = "dead" if give_up else ("unknown" if isinstance(exc, LaporUnknownOutcome) else "retry")
+    # "unknown" whenever LAPOR! may hold the report after this attempt (the request's outcome was lost, or
+    # the lookup that should have settled an earlier one failed), dead or not: retry_dead() reads it,
+    # because after a reset the attempt count no longer reveals a worker that died mid-send.
+    outcome = "unknown" if uncertain else ("dead" if give_up else "retry")
     _finish_attempt(session, claim, outcome=outcome, error=error, status=exc.http_status)
     if give_up and result.rowcount == 1:  # type: ignore[attr-defined]
         audit.record(

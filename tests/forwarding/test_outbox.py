@@ -253,3 +253,33 @@ def test_manual_sender_queue_and_pasted_tracking_id(
     session.expire_all()
     assert session.get(Complaint, complaints[0].id).tracking_id == "5216807"  # type: ignore[union-attr]
     assert not forward_env.state.reports
+
+
+def test_fix_and_retry_after_a_worker_died_in_a_later_round_looks_up_before_resending(
+    forward_env: ForwardEnv, session: Session
+) -> None:
+    state = forward_env.state
+    state.honour_idempotency = False  # only the lookup-before-resend prevents a duplicate
+    complaint = add_complaint(session, title="   ")
+    outbox_id = outbox.enqueue(session=session, complaint=complaint, actor="rina").id
+    session.commit()
+    assert outbox.deliver(outbox_id=outbox_id).outcome == "dead"  # 422: attempt row 1
+    outbox.retry_dead(session=session, outbox_id=outbox_id, actor="admin", changes={"title": "Jalan rusak di Oebobo"})
+
+    # Second round: a worker claims, LAPOR! stores the report, the worker dies before recording it.
+    with jaring_db.session_factory()() as s:
+        claim = outbox._claim(s, outbox_id=outbox_id, worker="dead-worker", lease=0.3)
+    assert claim is not None and claim.complaint is not None
+    outbox.cached_sender(get_settings()).submit(claim.complaint, idempotency_key=claim.idempotency_key)
+    assert len(state.reports) == 1
+    # The take-over's lookup is refused (token rotated meanwhile): dead again, LAPOR!'s answer still unknown.
+    state.token = "rotated"
+    time.sleep(0.4)
+    assert outbox.deliver(outbox_id=outbox_id).outcome == "dead"
+    state.token = "test-lapor-token"
+
+    outbox.retry_dead(session=session, outbox_id=outbox_id, actor="admin")
+    result = outbox.deliver(outbox_id=outbox_id)
+    assert result.outcome == "sent"
+    assert len(state.reports) == 1 and state.submit_requests == 1  # found by the lookup, not sent again
+    assert result.tracking_id == next(iter(state.reports))
