@@ -103,7 +103,7 @@ class DeliveryResult:
     """What one ``deliver`` call did."""
 
     outbox_id: int
-    outcome: str  # sent | dead | retry | unknown | skipped | manual
+    outcome: str  # sent | dead | retry | unknown | skipped | manual | held
     tracking_id: str | None = None
     error: str = ""
     complaint_id: int | None = None
@@ -186,11 +186,21 @@ def _claimable_clause(now: datetime) -> Any:
     )
 
 
+def _automatic() -> Any:
+    """SQL, correlated to the outbox row: its complaint was made by the auto-forward policy, not a reviewer."""
+    return sa.exists().where(Complaint.id == OutboxItem.complaint_id, Complaint.auto.is_(True))
+
+
 def due_ids(*, session: Session, limit: int = 500, now: datetime | None = None) -> list[int]:
-    """Ids of items a worker should deliver now: due retries and claims whose lease ran out."""
+    """Ids of items a worker should deliver now: due retries and claims whose lease ran out.
+
+    While the auto-forward kill switch is off, automatic complaints are not due (see ``deliver``).
+    """
     now = now or utcnow()
-    query = sa.select(OutboxItem.id).where(_claimable_clause(now)).order_by(OutboxItem.next_attempt_at).limit(limit)
-    return list(session.scalars(query))
+    query = sa.select(OutboxItem.id).where(_claimable_clause(now))
+    if not load_forward_config().auto_forward.enabled:
+        query = query.where(~_automatic())
+    return list(session.scalars(query.order_by(OutboxItem.next_attempt_at).limit(limit)))
 
 
 @dataclass(frozen=True)
@@ -305,9 +315,17 @@ def deliver(
     claim then lapses and the item is looked up before being sent again).
     """
     settings = settings or get_settings()
-    config = load_forward_config(settings.forward_policy_file).delivery
+    forward_config = load_forward_config(settings.forward_policy_file)
+    config = forward_config.delivery
     worker = worker or worker_identity()
     with _delivery_session(factory) as session:
+        if not forward_config.auto_forward.enabled:
+            # Kill switch: nothing reaches LAPOR! without a reviewer, including automatic complaints
+            # queued before it was thrown. They wait, unclaimed, until auto-forward is switched back on.
+            held = session.scalar(sa.select(OutboxItem.id).where(OutboxItem.id == outbox_id, _automatic())) is not None
+            session.rollback()
+            if held:
+                return DeliveryResult(outbox_id=outbox_id, outcome="held")
         # The lease must outlast a lookup plus a submission, or a slow worker would be taken over mid-send.
         lease = max(config.lease_seconds, 3 * settings.http_timeout_seconds)
         claim = _claim(session, outbox_id=outbox_id, worker=worker, lease=lease)

@@ -280,3 +280,29 @@ def test_two_workers_never_both_take_the_last_slot_of_the_daily_cap(
         assert check.scalar(sa.select(sa.func.count()).select_from(Complaint)) == 1
         reason = check.scalars(sa.select(AuditLog.details).where(AuditLog.action == "auto_forward.skipped")).one()
         assert reason["reason"] == "daily cap 1 reached"
+
+
+def test_kill_switch_also_holds_automatic_complaints_already_in_the_outbox(
+    policy: Path, forward_env: ForwardEnv, session: Session, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    auto_id = apply_auto_forward(session=session, post_id=labelled_post(session, 1).id)
+    session.commit()
+    assert auto_id is not None
+    [reviewed_id] = queue_complaints(session, 1)  # composed by a reviewer
+
+    off = write_policy(tmp_path / "off.yaml", auto_forward={**RULES, "enabled": False})
+    monkeypatch.setenv("JARING_FORWARD_POLICY_FILE", str(off))
+    reset_settings_cache()
+    assert outbox.deliver(outbox_id=auto_id).outcome == "held"
+    assert outbox.due_ids(session=session) == [reviewed_id]  # the sweep leaves the automatic one alone
+    assert outbox.deliver(outbox_id=reviewed_id).outcome == "sent"
+    session.expire_all()
+    held = session.get(OutboxItem, auto_id)
+    assert held is not None and held.state == "pending" and held.attempts == 0
+    assert len(forward_env.state.reports) == 1  # only the reviewer's complaint reached LAPOR!
+
+    monkeypatch.setenv("JARING_FORWARD_POLICY_FILE", str(policy))  # switched back on
+    reset_settings_cache()
+    assert outbox.due_ids(session=session) == [auto_id]
+    assert outbox.deliver(outbox_id=auto_id).outcome == "sent"
+    assert len(forward_env.state.reports) == 2
