@@ -6,7 +6,8 @@ request/response contract we assume is written down in ``docs/lapor-api.md``, se
 (``lapor_api`` in ``config/forward_policy.yaml``).
 
 Every network call goes through :class:`LaporHttp`, which has a timeout and raises only our error
-types, classified by what they mean for exactly-once delivery:
+types (messages in Bahasa Indonesia: reviewers read them on the dead-letter page), classified by what
+they mean for exactly-once delivery:
 
 - :class:`LaporTransientError`: the request certainly did not take effect; safe to send again.
 - :class:`LaporUnknownOutcome`: the request went out and may have taken effect (a read timeout, a 5xx,
@@ -139,39 +140,39 @@ class LaporHttp:
         try:
             response = self._client.request(method, path, json=json_body, params=params, headers=headers)
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-            raise LaporPermanentError(f"LAPOR! base URL is not usable: {exc.__class__.__name__}") from None
+            raise LaporPermanentError(f"Alamat API LAPOR! tidak dapat dipakai: {exc.__class__.__name__}") from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise LaporTransientError(f"LAPOR! unreachable: {exc.__class__.__name__}") from None
+            raise LaporTransientError(f"LAPOR! tidak dapat dihubungi: {exc.__class__.__name__}") from None
         except httpx.TimeoutException as exc:
-            message = f"LAPOR! did not answer in time: {exc.__class__.__name__}"
+            message = f"LAPOR! tidak menjawab tepat waktu: {exc.__class__.__name__}"
             raise (LaporUnknownOutcome if mutating else LaporTransientError)(message) from None
         except httpx.HTTPError as exc:
-            message = f"LAPOR! connection failed: {exc.__class__.__name__}"
+            message = f"Koneksi ke LAPOR! terputus: {exc.__class__.__name__}"
             raise (LaporUnknownOutcome if mutating else LaporTransientError)(message) from None
         status = response.status_code
         if status == 404 and not_found_ok:
             return None
         if status in (408, 425, 429):
-            raise LaporTransientError(f"LAPOR! asked us to slow down ({status})", http_status=status)
+            raise LaporTransientError(f"LAPOR! meminta pengiriman diperlambat ({status})", http_status=status)
         if status == 409 and mutating:
-            raise LaporUnknownOutcome("LAPOR! reports a conflict: already submitted?", http_status=status)
+            raise LaporUnknownOutcome("LAPOR! melaporkan konflik (409): mungkin sudah terkirim", http_status=status)
         if status >= 500:
-            message = f"LAPOR! server error {status}: {_safe_snippet(response.text)}"
+            message = f"Galat server LAPOR! ({status}): {_safe_snippet(response.text)}"
             raise (LaporUnknownOutcome if mutating else LaporTransientError)(message, http_status=status)
         if status in (401, 403):
-            raise LaporPermanentError(f"LAPOR! refused the token ({status})", http_status=status)
+            raise LaporPermanentError(f"Token LAPOR! ditolak ({status})", http_status=status)
         if status >= 400:
             raise LaporPermanentError(
-                f"LAPOR! rejected the request ({status}): {_safe_snippet(response.text)}", http_status=status
+                f"LAPOR! menolak permintaan ({status}): {_safe_snippet(response.text)}", http_status=status
             )
         try:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            message = f"LAPOR! answered {status} with a body that is not JSON"
+            message = f"Jawaban LAPOR! ({status}) bukan JSON"
             raise (LaporUnknownOutcome if mutating else LaporTransientError)(message, http_status=status) from None
         if not isinstance(body, dict):
             raise (LaporUnknownOutcome if mutating else LaporTransientError)(
-                "LAPOR! answered with an unexpected JSON shape", http_status=status
+                "Jawaban LAPOR! berbentuk JSON yang tidak dikenal", http_status=status
             )
         return body
 
@@ -267,7 +268,7 @@ class APISender:
     def _submission(self, body: dict[str, Any]) -> Submission:
         tracking = body.get(self.api.response_tracking_field)
         if tracking in (None, ""):
-            raise LaporUnknownOutcome("LAPOR! answered without a tracking id")
+            raise LaporUnknownOutcome("Jawaban LAPOR! tanpa nomor pelacakan")
         status = body.get(self.api.response_status_field)
         return Submission(tracking_id=str(tracking), status=str(status) if status else None, raw=body)
 
@@ -308,7 +309,7 @@ class APISender:
             return None
         status = body.get(self.api.response_status_field)
         if not status:
-            raise LaporTransientError("LAPOR! status answer without a status")
+            raise LaporTransientError("Jawaban status LAPOR! tanpa status")
         history = tuple(
             (str(entry.get("status")), _parse_time(entry.get("at")))
             for entry in body.get("history") or []
@@ -335,7 +336,7 @@ class ManualSender:
 
     def submit(self, complaint: Complaint, *, idempotency_key: str) -> Submission:
         """Not possible without a person; the outbox never calls this for the manual sender."""
-        raise LaporTransientError("manual sender: waiting for an admin to enter the complaint")
+        raise LaporTransientError("pengirim manual: menunggu admin memasukkan aduan ke LAPOR!")
 
     def find(self, *, idempotency_key: str) -> Submission | None:
         """Unknown to us until the admin records it."""

@@ -182,10 +182,10 @@ def record_manual_status(
     """An admin reports the status they see in LAPOR! (manual-entry deployments); commits."""
     complaint = session.get(Complaint, complaint_id)
     if complaint is None or not complaint.tracking_id:
-        raise ValueError(f"complaint {complaint_id} has no LAPOR! tracking id yet")
+        raise ValueError(f"Aduan #{complaint_id} belum punya nomor pelacakan LAPOR!.")
     status = status.strip()[:64]
     if not status:
-        raise ValueError("status is empty")
+        raise ValueError("Status kosong.")
     added = apply_status(session=session, complaint=complaint, status=status, at=at, source="manual")
     audit.record(session=session, actor=actor, action="complaint.status", object_type="complaint",
                  object_id=complaint_id, details={"status": status, "source": "manual"})

@@ -31,6 +31,10 @@ STATE_NAMES = {
     OutboxState.SENT.value: "Terkirim",
     OutboxState.DEAD.value: "Gagal — perlu diperbaiki",
 }
+ATTEMPT_NAMES = {"sent": "terkirim", "retry": "dicoba lagi", "unknown": "hasil belum pasti", "dead": "gagal",
+                 "manual": "menunggu input manual"}
+SOURCE_NAMES = {"sender": "pengirim API", "sync": "sinkronisasi", "manual": "manual"}
+OVERDUE_NAMES = {"verify": "verifikasi", "respond": "tindak lanjut", "close": "penutupan"}
 PAGE_SIZE = 50
 
 
@@ -157,10 +161,12 @@ def detail(outbox_id: int, request: Request, db: Session = Depends(get_db),
 
     events = db.query(ComplaintStatusEvent).filter(ComplaintStatusEvent.complaint_id == complaint.id).order_by(
         ComplaintStatusEvent.changed_at).all()
+    times = status_sync.times_for(session=db, complaint=complaint)
     return render(request, "forwarding/detail.html", {
         "item": item, "complaint": complaint, "fields": copy_ready_fields(complaint),
         "attempts": outbox.attempts_of(session=db, outbox_id=outbox_id), "events": events,
-        "times": status_sync.times_for(session=db, complaint=complaint),
+        "times": times, "overdue": [OVERDUE_NAMES.get(step, step) for step in times.overdue],
         "link": public_link(complaint.tracking_id, request.app.state.settings) if complaint.tracking_id else None,
-        "STATE_NAMES": STATE_NAMES, "flash": pop_flash(request),
+        "STATE_NAMES": STATE_NAMES, "ATTEMPT_NAMES": ATTEMPT_NAMES, "SOURCE_NAMES": SOURCE_NAMES,
+        "flash": pop_flash(request),
     })

@@ -141,7 +141,7 @@ def test_timeout_whose_request_succeeded_is_not_sent_twice(
     with pytest.raises(outbox.DeliveryDeferred):
         outbox.deliver(outbox_id=outbox_id)
     row = item(session, outbox_id)
-    assert row.state == OutboxState.UNKNOWN.value and "time" in row.last_error
+    assert row.state == OutboxState.UNKNOWN.value and "tepat waktu" in row.last_error
     assert len(forward_env.state.reports) == 1
 
     forward_env.state.reset_faults()

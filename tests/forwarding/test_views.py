@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from fastapi import FastAPI
@@ -12,7 +13,7 @@ from jaring.settings import reset_settings_cache
 from pipelines import outbox
 from pipelines.models import Complaint, OutboxState
 from review.app import create_app
-from tests.forwarding.conftest import ForwardEnv, add_complaint, item
+from tests.forwarding.conftest import ForwardEnv, add_complaint, item, queue_complaints
 from tests.review.conftest import XSS, Browserish, app_settings, seed
 
 
@@ -93,3 +94,33 @@ def test_viewers_cannot_reach_the_outbox(forward_env: ForwardEnv, web: FastAPI) 
     anonymous = Browserish(web)
     assert anonymous.client.get("/lapor/gagal").status_code == 303  # to the login page
     anonymous.client.close()
+
+
+def test_forwarding_pages_explain_failures_in_bahasa_indonesia(
+    forward_env: ForwardEnv, web: FastAPI, session: Session
+) -> None:
+    forward_env.state.token = "rotated"
+    [dead_id] = queue_complaints(session, 1)
+    assert outbox.deliver(outbox_id=dead_id).outcome == "dead"
+    forward_env.state.token = "test-lapor-token"
+    [sent_id] = queue_complaints(session, 1)
+    assert outbox.deliver(outbox_id=sent_id).outcome == "sent"
+    unsent = item(session, dead_id).complaint_id
+    sent = session.get(Complaint, item(session, sent_id).complaint_id)
+    assert sent is not None
+    sent.forwarded_at = sent.forwarded_at - timedelta(days=30)  # type: ignore[operator]
+    sent.overdue = True
+    session.commit()
+
+    reviewer = client(web, "reviewer")
+    dead_page = reviewer.client.get("/lapor/gagal").text
+    assert "Token LAPOR! ditolak (401)" in dead_page and "refused" not in dead_page
+    detail = reviewer.client.get(f"/lapor/{dead_id}").text
+    assert "Token LAPOR! ditolak (401)" in detail and "<td>gagal</td>" in detail and "<td>dead</td>" not in detail
+    overdue = reviewer.client.get(f"/lapor/{sent_id}").text
+    assert "melewati batas waktu (verifikasi)" in overdue and "verify" not in overdue
+    assert "<td>terkirim</td>" in overdue and "(pengirim API)" in overdue
+    reviewer.post(f"/lapor/aduan/{unsent}/status", data={"status": "Terverifikasi"})
+    flash = reviewer.client.get("/lapor").text
+    assert f"Aduan #{unsent} belum punya nomor pelacakan LAPOR!" in flash and "tracking id" not in flash
+    reviewer.client.close()
