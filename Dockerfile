@@ -13,6 +13,8 @@ COPY config ./config
 COPY models ./models
 RUN pip install -c constraints.txt . && useradd --create-home jaring && mkdir -p /app/data && chown jaring /app/data
 USER jaring
-ENV JARING_DATA_DIR=/app/data JARING_MODELS_DIR=/app/models
+# The packages are installed into site-packages: point every file setting at the copies under /app.
+ENV JARING_DATA_DIR=/app/data JARING_MODELS_DIR=/app/models \
+    JARING_SOURCES_FILE=/app/config/sources.yaml JARING_FORWARD_POLICY_FILE=/app/config/forward_policy.yaml
 EXPOSE 8000
 CMD ["jaring", "serve"]

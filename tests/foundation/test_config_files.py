@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 import yaml
 
 from jaring.cli import app as cli_app
-from jaring.settings import Settings
+from jaring.settings import REPO_ROOT, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTING_VARS = {f"JARING_{name.upper()}" for name in Settings.model_fields}
@@ -96,3 +96,22 @@ def test_dockerfile_copies_every_package() -> None:
         "config",
     ):
         assert f"COPY {package} ./{package}" in dockerfile
+
+
+def test_dockerfile_points_file_settings_at_the_copies_under_app() -> None:
+    # The image pip-installs the packages, so REPO_ROOT there is site-packages: a default outside an
+    # installed package (config/, models/, data/) does not exist in the container unless ENV moves it.
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    env = dict(re.findall(r"\b(JARING_[A-Z0-9_]+)=(\S+)", dockerfile))
+    installed = {"jaring", "harvester", "classifier", "pipelines", "review", "standins"}
+    for name, field in Settings.model_fields.items():
+        if not isinstance(field.default, Path) or not field.default.is_relative_to(REPO_ROOT):
+            continue
+        relative = field.default.relative_to(REPO_ROOT)
+        if relative.parts[0] in installed:
+            continue  # package data, installed with the code
+        variable = f"JARING_{name.upper()}"
+        assert variable in env, f"{variable} (default {relative}) is not set in the Dockerfile"
+        assert PurePosixPath(env[variable]) == PurePosixPath("/app", *relative.parts), variable
+        if relative.parts[0] != "data":
+            assert f"COPY {relative.parts[0]} ./{relative.parts[0]}" in dockerfile, variable
