@@ -11,7 +11,7 @@ COPY review ./review
 COPY standins ./standins
 COPY config ./config
 COPY models ./models
-RUN pip install -c constraints.txt . && useradd --create-home jaring && mkdir -p /app/data && chown jaring /app/data
+RUN pip install -c constraints.txt . && useradd --create-home jaring && mkdir -p /app/data && chown -R jaring /app/data /app/config
 USER jaring
 # The packages are installed into site-packages: point every file setting at the copies under /app.
 ENV JARING_DATA_DIR=/app/data JARING_MODELS_DIR=/app/models \

@@ -115,3 +115,19 @@ def test_dockerfile_points_file_settings_at_the_copies_under_app() -> None:
         assert PurePosixPath(env[variable]) == PurePosixPath("/app", *relative.parts), variable
         if relative.parts[0] != "data":
             assert f"COPY {relative.parts[0]} ./{relative.parts[0]}" in dockerfile, variable
+
+
+def test_app_containers_share_one_writable_config_directory(compose: dict) -> None:
+    # The admin's source on/off switch (/sumber) rewrites the sources file in the web container; the
+    # dispatcher (beat) and the harvest worker read it in theirs. One volume, writable by the image's user.
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    config_dir = str(PurePosixPath(dict(re.findall(r"\b(JARING_[A-Z0-9_]+)=(\S+)", dockerfile))["JARING_SOURCES_FILE"]).parent)
+    volumes = set()
+    for name, service in compose["services"].items():
+        if (service.get("command") or [None, None])[:2] in (["jaring", "serve"], ["jaring", "worker"], ["jaring", "beat"]):
+            mounted = [v.split(":")[0] for v in service.get("volumes", []) if v.split(":")[1] == config_dir]
+            assert mounted, f"{name}: {config_dir} is not on a shared volume"
+            volumes.update(mounted)
+    assert len(volumes) == 1 and next(iter(volumes)) in compose["volumes"]
+    user = re.findall(r"^USER (\S+)$", dockerfile, re.M)[-1]
+    assert re.search(rf"chown -R {user} [^&\n]*{re.escape(config_dir)}", dockerfile), f"{config_dir} not owned by {user}"
