@@ -18,9 +18,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from jaring.settings import Settings, get_settings
-from pipelines.models import Complaint, Post, PostStatus
+from pipelines.models import Complaint, Post, PostStatus, utcnow
 
 POLICY_ACTOR = "system:auto-forward"
 
@@ -243,6 +244,10 @@ def _latest_classification(session: Session, post_id: int) -> Any:
     )
 
 
+class _ReviewerWasFirst(Exception):
+    """The post left the review queue between loading it and forwarding it."""
+
+
 def apply_auto_forward(*, session: Session, post_id: int, settings: Settings | None = None) -> int | None:
     """Forward ``post_id`` automatically if the policy allows it; returns the new outbox id.
 
@@ -298,12 +303,22 @@ def apply_auto_forward(*, session: Session, post_id: int, settings: Settings | N
             session.add(complaint)
             session.flush()
             item = outbox.enqueue(session=session, complaint=complaint, actor=POLICY_ACTOR, settings=settings)
-            post.status = PostStatus.CONFIRMED.value
-    except IntegrityError:
-        # A reviewer made a complaint of this post at the same moment: theirs stands.
+            # Conditional, like a reviewer's own action: ``post`` may have been loaded before a reviewer
+            # rejected or confirmed it; then the reviewer wins and the savepoint drops complaint and item.
+            taken = session.execute(
+                sa.update(Post)
+                .where(Post.id == post.id, Post.status.in_((PostStatus.NEW.value, PostStatus.QUEUED.value)))
+                .values(status=PostStatus.CONFIRMED.value, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+            if taken != 1:
+                raise _ReviewerWasFirst()
+    except (IntegrityError, _ReviewerWasFirst):
+        # A reviewer made a complaint of this post, or decided it, at the same moment: theirs stands.
         if complaint in session:
             session.expunge(complaint)
         return None
+    set_committed_value(post, "status", PostStatus.CONFIRMED.value)
     audit.record(
         session=session,
         actor=POLICY_ACTOR,

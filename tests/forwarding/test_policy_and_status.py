@@ -306,3 +306,29 @@ def test_kill_switch_also_holds_automatic_complaints_already_in_the_outbox(
     assert outbox.due_ids(session=session) == [auto_id]
     assert outbox.deliver(outbox_id=auto_id).outcome == "sent"
     assert len(forward_env.state.reports) == 2
+
+
+def test_auto_forward_never_overrides_a_reviewer_who_rejected_the_post_meanwhile(
+    policy: Path, session: Session
+) -> None:
+    from jaring.db import session_factory
+    from pipelines import review_actions
+    from pipelines.models import User
+
+    post = labelled_post(session, 1)
+    humas = User(username="rina", password_hash="x", role="reviewer")
+    session.add(humas)
+    session.commit()
+    with session_factory()() as classify_batch:
+        batch = classify_batch.scalars(sa.select(Post).where(Post.id == post.id)).all()  # classify loaded its batch
+        assert [p.status for p in batch] == ["queued"]
+        with session_factory()() as reviewer:  # ... and a reviewer rejects the post before the policy runs
+            review_actions.reject(session=reviewer, post_id=post.id, user=reviewer.get(User, humas.id),
+                                  reason="spam")
+            reviewer.commit()
+        assert apply_auto_forward(session=classify_batch, post_id=post.id) is None
+        classify_batch.commit()
+    session.expire_all()
+    assert session.get(Post, post.id).status == "rejected"  # type: ignore[union-attr]
+    assert session.scalar(sa.select(sa.func.count()).select_from(Complaint)) == 0
+    assert session.scalar(sa.select(sa.func.count()).select_from(OutboxItem)) == 0
