@@ -556,13 +556,14 @@ class InstagramCollector:
             yield CheckpointProposal(comments_cursor, format_graph_time(newest))
 
     def fetch_mentioned_comment(self, account: str, comment_id: str) -> RawItem | QuarantinedItem:
-        """The comment an @mention webhook names (``mentioned_comment`` field expansion)."""
+        """The comment an @mention webhook names (``mentioned_comment`` field expansion).
+
+        The edge returns only id, like_count, media, text and timestamp: asking for the author
+        (``username``, ``from``) is Graph error #100, and the notification does not name them either.
+        """
         body = self.client.get(
             account,
-            {
-                "fields": f"mentioned_comment.comment_id({comment_id})"
-                "{id,text,timestamp,username,media{id,permalink}}"
-            },
+            {"fields": f"mentioned_comment.comment_id({comment_id}){{id,text,timestamp,media{{id,permalink}}}}"},
         )
         return parse_ig_comment(body.get("mentioned_comment"), None)
 

@@ -43,6 +43,11 @@ ERRORS: dict[str, tuple[int, str, str, bool]] = {
 }
 
 
+# What the IG User ``mentioned_comment`` field expansion can return (Meta's reference lists only these;
+# the comment's author is not among them). Asking for anything else is Graph error #100.
+MENTIONED_COMMENT_FIELDS = frozenset({"id", "like_count", "media", "text", "timestamp"})
+
+
 def sign(app_secret: str, body: bytes) -> str:
     """The ``X-Hub-Signature-256`` header Meta sends with a webhook whose raw body is ``body``."""
     return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
@@ -374,6 +379,17 @@ def _error(code: str, headers: dict[str, str] | None = None, subcode: int | None
     return JSONResponse({"error": body}, status_code=status, headers=headers or {})
 
 
+def _nonexisting_field(name: str, node_type: str) -> JSONResponse:
+    message = f"(#100) Tried accessing nonexisting field ({name}) on node type ({node_type})"
+    body = {
+        "message": message,
+        "type": "OAuthException",
+        "code": 100,
+        "fbtrace_id": base64.b32encode(hashlib.sha1(message.encode()).digest()[:8]).decode(),  # noqa: S324
+    }
+    return JSONResponse({"error": body}, status_code=400)
+
+
 def _cursor(node: Node) -> str:
     return (
         base64.urlsafe_b64encode(f"{node.created_at.timestamp():.6f}|{node.id}".encode()).decode().rstrip("=")
@@ -534,6 +550,10 @@ def create_app(state: GraphState | None = None) -> FastAPI:
                     target = state.nodes.get(match.group(2))
                     if target is None:
                         return _error("100")
+                    if match.group(1).startswith("mentioned_comment"):
+                        unknown = [f for f in _split_fields(inner) if f not in MENTIONED_COMMENT_FIELDS]
+                        if unknown:
+                            return _nonexisting_field(unknown[0], "IGComment")
                     out[match.group(1).split(".")[0]] = _project(target.payload, inner)
                 elif name in state.ig_accounts[node_id]:
                     out[name] = state.ig_accounts[node_id][name]

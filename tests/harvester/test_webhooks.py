@@ -146,6 +146,22 @@ def test_instagram_mention_in_comment_and_caption_are_fetched_and_stored(
     assert session.scalar(sa.select(sa.func.count()).select_from(Post)) == 2
 
 
+def test_mention_in_a_comment_asks_only_for_fields_the_mentioned_comment_edge_has(
+    receiver: RunningServer, graph_state: GraphState, session: Session
+) -> None:
+    # The stand-in answers like Graph: a field the edge does not return is error #100.
+    media = graph_state.add_ig_media(IG_ID, "Foto drainase di Oesapa", tagged=False)
+    comment = graph_state.add_ig_comment(media, "@pemkot.kupang got di Oesapa tersumbat", username="mama.oesapa")
+    response = _post(receiver, graph_state.webhook_ig_mention(IG_ID, media_id=media, comment_id=comment))
+    assert response.status_code == 200 and response.json() == {"new": 1, "updated": 0, "quarantined": 0}
+    assert session.scalar(sa.select(sa.func.count()).select_from(Quarantine)) == 0
+    stored = session.scalars(sa.select(Post).where(Post.external_id == comment)).one()
+    assert stored.kind == "ig_comment" and stored.text == "@pemkot.kupang got di Oesapa tersumbat"
+    assert stored.thread_external_id == media and stored.url == f"https://www.instagram.com/p/{media}/"
+    fields = next(q["fields"] for path, q in graph_state.request_log if path.endswith(f"/{IG_ID}"))
+    assert fields == f"mentioned_comment.comment_id({comment}){{id,text,timestamp,media{{id,permalink}}}}"
+
+
 def test_page_feed_webhook_and_poll_store_the_post_once(
     receiver: RunningServer, graph_state: GraphState, session: Session
 ) -> None:
