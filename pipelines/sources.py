@@ -9,6 +9,7 @@ source off takes effect without restarting anything.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,19 @@ _DEFAULT_CREDENTIAL = {
 }
 
 
+# A source's credential is sent to a social platform, so the variable it names must be one of the
+# platform tokens, or another JARING_*_TOKEN the deployment adds (a second X account, an OPD's page);
+# never one of our own secrets.
+_PLATFORM_CREDENTIAL_NAME = re.compile(r"JARING_[A-Z0-9_]+_TOKEN")
+_NOT_PLATFORM_CREDENTIALS = frozenset({"JARING_LAPOR_API_TOKEN", "JARING_META_VERIFY_TOKEN"})
+
+
+def _is_platform_credential(name: str) -> bool:
+    return name in _DEFAULT_CREDENTIAL.values() or (
+        _PLATFORM_CREDENTIAL_NAME.fullmatch(name) is not None and name not in _NOT_PLATFORM_CREDENTIALS
+    )
+
+
 def _tuple(value: object, where: str) -> tuple[Any, ...]:
     if value is None:
         return ()
@@ -128,6 +142,12 @@ def parse_sources(data: object, *, origin: str = "sources") -> list[SourceConfig
                 kinds = "true or false" if expected == (bool,) else " or ".join(t.__name__ for t in expected)
                 raise SourceConfigError(f"{where}.{name}: expected {kinds}, got {value!r}")
         source = SourceConfig(key=key, platform=platform, accounts=tuple(accounts), extra=extra, **values)
+        if source.credentials_env and not _is_platform_credential(source.credentials_env):
+            raise SourceConfigError(
+                f"{where}.credentials_env (source {key!r}): {source.credentials_env!r} is not a platform "
+                f"credential; name {', '.join(sorted(_DEFAULT_CREDENTIAL.values()))} or another "
+                "JARING_*_TOKEN variable (never the LAPOR! token or another secret of Jaring's)"
+            )
         if source.schedule_seconds < 30:
             raise SourceConfigError(f"{where}: schedule_seconds must be at least 30")
         if platform == "twitter" and not (source.accounts or source.queries):

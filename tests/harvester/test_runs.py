@@ -117,13 +117,11 @@ def test_switched_off_source_returns_without_calling_the_platform(
 def test_missing_credential_marks_source_failing(
     harvest_env: HarvestEnv, x_state: TwitterState, session: Session
 ) -> None:
-    harvest_env.set("x-mentions", credentials_env="JARING_TEST_UNSET_TOKEN_VAR")
+    harvest_env.set("x-mentions", credentials_env="JARING_TEST_UNSET_TOKEN")
     summary = run_source(source_key="x-mentions")
     assert summary.status == "failed"
     state = session.get(SourceState, "x-mentions")
-    assert (
-        state is not None and state.health == "failing" and "JARING_TEST_UNSET_TOKEN_VAR" in state.last_error
-    )
+    assert state is not None and state.health == "failing" and "JARING_TEST_UNSET_TOKEN" in state.last_error
     assert "x-test-token" not in json.dumps(summary.as_dict())
 
 
@@ -177,3 +175,39 @@ def test_a_mistyped_source_setting_is_a_config_error_not_a_run(
     summary = run_source(source_key="x-mentions")
     assert summary.status == "config_error" and where in summary.errors[0], summary
     assert x_state.faults.requests == 0
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "JARING_LAPOR_API_TOKEN",
+        "JARING_SECRET_KEY",
+        "JARING_META_APP_SECRET",
+        "JARING_META_VERIFY_TOKEN",
+        "JARING_DATABASE_URL",
+        "JARING_BROKER_URL",
+        "HOME",
+    ],
+)
+def test_credentials_env_naming_another_secret_is_a_config_error_and_nothing_is_sent(
+    harvest_env: HarvestEnv, x_state: TwitterState, name: str
+) -> None:
+    _mention(x_state, 2)
+    if name not in os.environ:  # JARING_DATABASE_URL already holds the test database's URL
+        harvest_env.setenv(name, "not-for-a-social-platform")
+    harvest_env.set("x-mentions", credentials_env=name)
+    summary = run_source(source_key="x-mentions")
+    assert summary.status == "config_error"
+    assert "sources[0].credentials_env" in summary.errors[0] and "'x-mentions'" in summary.errors[0]
+    assert name in summary.errors[0]
+    assert x_state.request_log == []  # the secret never left for X
+
+
+def test_credentials_env_may_name_a_platform_token_of_its_own(
+    harvest_env: HarvestEnv, x_state: TwitterState, session: Session
+) -> None:
+    _mention(x_state, 2)
+    harvest_env.setenv("JARING_X_DINKES_TOKEN", "x-test-token")
+    harvest_env.set("x-mentions", credentials_env="JARING_X_DINKES_TOKEN")
+    assert run_source(source_key="x-mentions").status == "ok"
+    assert _count(session) == 2
