@@ -314,13 +314,16 @@ def run_source(
             session.rollback()
             summary.status = "partial"
             summary.errors.append(str(exc))
-            state.health, state.backoff_until, state.last_error = "backoff", exc.until, str(exc)[:2000]
+            state.health, state.backoff_until = "backoff", exc.until
+            state.last_error = mask_pii(str(exc))[:2000]
         except SourceAuthError as exc:
             session.rollback()
             summary.status = "failed"
             summary.errors.append(exc.reason)
             new_health = "stopped" if exc.stop else "failing"
-            if state.health != new_health or state.last_error != exc.reason[:2000]:
+            # Platform error text can quote request content: stored and shown (/sumber) masked.
+            reason = mask_pii(exc.reason)
+            if state.health != new_health or state.last_error != reason[:2000]:
                 # The admin alert: once per change, not on every scheduled run of a failing source.
                 audit.record(
                     session=session,
@@ -328,10 +331,10 @@ def run_source(
                     action="harvest.source_stopped" if exc.stop else "harvest.source_failing",
                     object_type="source",
                     object_id=source_key,
-                    details={"reason": exc.reason[:500], "run_id": run.id},
+                    details={"reason": reason[:500], "run_id": run.id},
                 )
             state.health = new_health
-            state.last_error = exc.reason[:2000]
+            state.last_error = reason[:2000]
             log.error("harvest source %s %s: %s", source_key, state.health, exc.reason)
         except LeaseLost as exc:
             session.rollback()
@@ -343,7 +346,7 @@ def run_source(
             summary.errors.append(str(exc))
             retry_in = min(source.schedule_seconds, 300)
             state.health, state.backoff_until = "backoff", now() + timedelta(seconds=retry_in)
-            state.last_error = str(exc)[:2000]
+            state.last_error = mask_pii(str(exc))[:2000]
         finally:
             if summary.status == "running":  # an unexpected exception is propagating
                 session.rollback()

@@ -80,6 +80,7 @@ class GraphState:
     throttle_minutes: int = 0  # estimated_time_to_regain_access sent with throttling errors
     clock: Any = time.time
     empty_first_page: bool = False
+    error_messages: dict[str, str] = field(default_factory=dict)  # code: message sent instead of the usual
     pages: dict[str, dict[str, Any]] = field(default_factory=dict)
     ig_accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     nodes: dict[str, Node] = field(default_factory=dict)
@@ -364,8 +365,11 @@ def _project(payload: dict[str, Any], fields: str | None) -> dict[str, Any]:
     return out
 
 
-def _error(code: str, headers: dict[str, str] | None = None, subcode: int | None = None) -> JSONResponse:
-    status, kind, message, transient = ERRORS[code]
+def _error(
+    code: str, headers: dict[str, str] | None = None, subcode: int | None = None, message: str | None = None
+) -> JSONResponse:
+    status, kind, usual, transient = ERRORS[code]
+    message = message or usual
     body: dict[str, Any] = {
         "message": message,
         "type": kind,
@@ -456,7 +460,11 @@ def create_app(state: GraphState | None = None) -> FastAPI:
         if fault == "html":
             return Response("<html>Bad gateway</html>", status_code=502, media_type="text/html")
         if fault in ERRORS:
-            return _error(fault, usage_headers(throttled=fault in ("4", "17", "32", "613")))
+            return _error(
+                fault,
+                usage_headers(throttled=fault in ("4", "17", "32", "613")),
+                message=state.error_messages.get(fault),
+            )
         return _error("2")
 
     def listing(request: Request, edge: str) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -254,3 +255,31 @@ def test_nul_characters_anywhere_in_a_post_do_not_stop_the_harvest(
     assert odd.media == [{"type": "photo", "url": "https://x.test/a.jpg"}]
     row = session.scalars(sa.select(Quarantine)).one()
     assert row.reason == "post 1_904\\u0000 has no readable created_time" and "tanpa waktu" in row.raw_body
+
+
+@pytest.mark.parametrize(("code", "health"), [("100", "backoff"), ("190", "stopped")])
+def test_platform_error_text_is_stored_with_personal_data_masked(
+    harvest_env: HarvestEnv, graph_state: GraphState, session: Session, code: str, health: str
+) -> None:
+    # Platform error text can quote what was asked for; /sumber shows last_error to every admin.
+    graph_state.add_post(PAGE_ID, "Jalan rusak", created_at=_ago(5))
+    graph_state.error_messages[code] = (
+        "(#100) Param q 'hubungi 081234567890 atau budi@example.com, NIK 5371012345670001' is invalid"
+    )
+    graph_state.faults.at_request = {1: code, 2: code}
+    for _ in range(2):
+        assert run_source(source_key="fb", force=True).status in ("failed", "partial")
+        session.expire_all()
+        state = session.get(SourceState, "fb")
+        assert state is not None and state.health == health
+        assert "081234567890" not in state.last_error and "budi@example.com" not in state.last_error
+        assert "5371012345670001" not in state.last_error
+        assert "0812****90" in state.last_error and "b***@example.com" in state.last_error
+        assert "537101**********" in state.last_error and f"code {code}" in state.last_error
+    alerts = list(session.scalars(sa.select(AuditLog)))
+    if code == "190":
+        # The same (masked) error on the next run is no new alert, and the alert is masked too.
+        assert [a.action for a in alerts] == ["harvest.source_stopped"]
+        assert "0812****90" in alerts[0].details["reason"] and "081234567890" not in alerts[0].details["reason"]
+    else:
+        assert alerts == []
