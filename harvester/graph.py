@@ -156,8 +156,13 @@ class GraphClient:
         return float(min(3600, 60 * 2 ** (throttled - 1)))
 
     def paged(self, path: str, args: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Every page of an edge, following ``paging.next`` to the end (empty pages included)."""
+        """Every page of an edge, following ``paging.next`` to the end (empty pages included).
+
+        A ``next`` already followed in this listing ends it with a gap notice: Graph handing back the
+        same cursor would otherwise keep the run paging until its time limit, storing nothing new.
+        """
         body = self.get(path, args)
+        followed: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
         while True:
             yield body
             paging = body.get("paging") if isinstance(body, dict) else None
@@ -167,6 +172,16 @@ class GraphClient:
             parsed = urlparse(next_url)
             query = {k: v[-1] for k, v in parse_qs(parsed.query, keep_blank_values=True).items()}
             query.pop("access_token", None)
+            page_key = (parsed.path, tuple(sorted(query.items())))
+            if page_key in followed:
+                self.notices.append(
+                    Notice(
+                        "gap",
+                        f"Graph repeated the paging cursor of {path}; stopped there, later pages may be missing",
+                    )
+                )
+                return
+            followed.add(page_key)
             body = self.request(parsed.path.lstrip("/"), query)
 
     def drain(self) -> Iterator[Notice]:
@@ -563,7 +578,9 @@ class InstagramCollector:
         """
         body = self.client.get(
             account,
-            {"fields": f"mentioned_comment.comment_id({comment_id}){{id,text,timestamp,media{{id,permalink}}}}"},
+            {
+                "fields": f"mentioned_comment.comment_id({comment_id}){{id,text,timestamp,media{{id,permalink}}}}"
+            },
         )
         return parse_ig_comment(body.get("mentioned_comment"), None)
 

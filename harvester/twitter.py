@@ -172,6 +172,7 @@ class TwitterCollector:
         seen = 0
         oldest_seen: str | None = None
         token: str | None = None
+        followed: set[str] = set()
         while True:
             page_params = dict(params)
             if token:
@@ -190,6 +191,14 @@ class TwitterCollector:
             token = meta.get("next_token")
             if not token:
                 break
+            if token in followed:
+                # Following it again would loop until the task's time limit, storing nothing new.
+                yield Notice(
+                    "gap",
+                    f"{label}: X repeated a pagination token; stopped there, older posts may be missing",
+                )
+                break
+            followed.add(token)
 
         if reachable is not None and since_id and seen >= reachable:
             yield Notice(

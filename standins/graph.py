@@ -81,6 +81,7 @@ class GraphState:
     clock: Any = time.time
     empty_first_page: bool = False
     error_messages: dict[str, str] = field(default_factory=dict)  # code: message sent instead of the usual
+    repeat_next: int = 0  # this many pages asked for with a cursor answer a `next` with that same cursor
     pages: dict[str, dict[str, Any]] = field(default_factory=dict)
     ig_accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     nodes: dict[str, Node] = field(default_factory=dict)
@@ -520,6 +521,9 @@ def create_app(state: GraphState | None = None) -> FastAPI:
             body["paging"] = {"cursors": {"before": _cursor(page[0]), "after": _cursor(page[-1])}}
             if rest:
                 body["paging"]["next"] = _next_url(request, _cursor(page[-1]))
+        if after and not after.startswith("e") and state.repeat_next > 0:
+            state.repeat_next -= 1  # Graph's paging misbehaving: `next` leads to this page again
+            body.setdefault("paging", {})["next"] = _next_url(request, after)
         return JSONResponse(body, headers=usage_headers())
 
     def _next_url(request: Request, after: str) -> str:

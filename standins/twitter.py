@@ -51,6 +51,7 @@ class TwitterState:
     expired_tokens: set[str] = field(default_factory=set)
     faults: Faults = field(default_factory=Faults)
     rate_limit_window_seconds: int = 900
+    repeat_next_token: int = 0  # this many pages asked for with a token answer that same token as next
     clock: Any = time.time
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     tweets: list[StoredTweet] = field(default_factory=list)
@@ -311,6 +312,9 @@ def create_app(state: TwitterState | None = None) -> FastAPI:
         }
         if rest:
             meta["next_token"] = base64.urlsafe_b64encode(str(page[-1].sort_id).encode()).decode()
+        if token and state.repeat_next_token > 0:
+            state.repeat_next_token -= 1  # X's pagination misbehaving: the same cursor again
+            meta["next_token"] = token
         body["meta"] = meta
         return JSONResponse(body, headers=rate_headers())
 

@@ -280,6 +280,28 @@ def test_platform_error_text_is_stored_with_personal_data_masked(
     if code == "190":
         # The same (masked) error on the next run is no new alert, and the alert is masked too.
         assert [a.action for a in alerts] == ["harvest.source_stopped"]
-        assert "0812****90" in alerts[0].details["reason"] and "081234567890" not in alerts[0].details["reason"]
+        reason = alerts[0].details["reason"]
+        assert "0812****90" in reason and "081234567890" not in reason
     else:
         assert alerts == []
+
+
+def test_a_repeated_paging_next_ends_the_stream_with_a_notice_and_keeps_what_was_stored(
+    harvest_env: HarvestEnv, graph_state: GraphState, session: Session, sleeper: Sleeper
+) -> None:
+    posts = [
+        graph_state.add_post(PAGE_ID, f"Lampu jalan di Oebobo mati nomor {i}", created_at=_ago(100 - i))
+        for i in range(25)
+    ]  # 10 per page
+    graph_state.repeat_next = 50  # the second page's `next` leads to the second page, again and again
+    summary = run_source(source_key="fb", sleep=sleeper)
+    assert summary.status == "ok" and len(summary.new_post_ids) == 20
+    feed_requests = [q for path, q in graph_state.request_log if path.endswith(f"/{PAGE_ID}/feed")]
+    assert len(feed_requests) == 2  # the repeated cursor was not followed
+    assert sorted(session.scalars(sa.select(Post.external_id))) == sorted(posts[5:])  # the newest 20
+    gaps = [e for e in summary.errors if e.startswith("gap: ")]
+    assert gaps == [
+        f"gap: Graph repeated the paging cursor of {PAGE_ID}/feed; stopped there, later pages may be missing"
+    ]
+    cursors = dict(session.execute(sa.select(Checkpoint.cursor, Checkpoint.value)).all())
+    assert cursors[f"feed:{PAGE_ID}"] == graph_state.nodes[posts[-1]].payload["created_time"]

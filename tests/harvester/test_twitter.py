@@ -197,3 +197,23 @@ def test_collector_repr_does_not_show_the_bearer_token() -> None:
 
     collector = TwitterCollector(bearer_token="AAAA-secret-bearer", queries=["kupang"])
     assert "AAAA-secret-bearer" not in repr(collector) and "kupang" in repr(collector)
+
+
+def test_a_repeated_next_token_ends_the_stream_with_a_notice_and_keeps_what_was_stored(
+    harvest_env: HarvestEnv, x_state: TwitterState, session: Session, sleeper: Sleeper
+) -> None:
+    ids = _mention(x_state, 25)  # 10 per page
+    x_state.repeat_next_token = 50  # the second page hands back the token that led to it, again and again
+    summary = run_source(source_key="x-mentions", sleep=sleeper)
+    assert summary.status == "ok" and summary.pages == 2 and len(summary.new_post_ids) == 20
+    assert len(x_state.request_log) == 2  # the repeated token was not followed
+    newest_twenty = sorted(ids, key=int, reverse=True)[:20]
+    assert sorted(session.scalars(sa.select(Post.external_id))) == sorted(newest_twenty)
+    [notice] = summary.errors
+    assert notice.startswith("gap: mentions of @PemkotKupang: X repeated a pagination token")
+    run = session.get(HarvestRun, summary.run_id)
+    assert run is not None and run.errors == [notice]
+    checkpoint = session.scalar(
+        sa.select(Checkpoint.value).where(Checkpoint.cursor == "mentions:1700000000000000001")
+    )
+    assert checkpoint == max(ids, key=int)
