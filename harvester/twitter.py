@@ -109,27 +109,48 @@ class TwitterCollector:
     # -- streams ---------------------------------------------------------------------------------
 
     def collect(self, checkpoints: Mapping[str, str]) -> Iterator[Event]:
-        """Every configured stream, newest first within each, each ending with its checkpoint."""
+        """Every configured stream, newest first within each, each ending with its checkpoint.
+
+        A stream X answers with errors only (an unknown or suspended user id) does not stop the
+        others; once they are read, the source fails with X's reasons, so an admin sees them.
+        """
+        refused: list[str] = []
         for account in self.accounts:
             cursor = f"mentions:{account.id}"
-            yield from self._stream(
-                cursor,
-                checkpoints.get(cursor),
-                lambda _a=account, **p: self.client.get_users_mentions(_a.id, **p),
-                token_param="pagination_token",  # noqa: S106 - a parameter name
-                reachable=MENTIONS_REACHABLE,
-                label=f"mentions of @{account.handle or account.id}",
+            yield from self._unless_refused(
+                refused,
+                self._stream(
+                    cursor,
+                    checkpoints.get(cursor),
+                    lambda _a=account, **p: self.client.get_users_mentions(_a.id, **p),
+                    token_param="pagination_token",  # noqa: S106 - a parameter name
+                    reachable=MENTIONS_REACHABLE,
+                    label=f"mentions of @{account.handle or account.id}",
+                ),
             )
         for query in self.queries:
             cursor = search_cursor(query)
-            yield from self._stream(
-                cursor,
-                checkpoints.get(cursor),
-                lambda _q=query, **p: self.client.search_recent_tweets(_q, **p),
-                token_param="next_token",  # noqa: S106 - a parameter name
-                reachable=None,
-                label=f"search {query!r}",
+            yield from self._unless_refused(
+                refused,
+                self._stream(
+                    cursor,
+                    checkpoints.get(cursor),
+                    lambda _q=query, **p: self.client.search_recent_tweets(_q, **p),
+                    token_param="next_token",  # noqa: S106 - a parameter name
+                    reachable=None,
+                    label=f"search {query!r}",
+                ),
             )
+        if refused:
+            # Failing, not stopped (like a missing credential): the fix is in the sources file.
+            raise SourceAuthError("; ".join(refused)[:1000], stop=False)
+
+    @staticmethod
+    def _unless_refused(refused: list[str], stream: Iterator[Event]) -> Iterator[Event]:
+        try:
+            yield from stream
+        except StreamRefused as exc:
+            refused.append(str(exc))
 
     def _stream(
         self,
@@ -179,6 +200,10 @@ class TwitterCollector:
                 page_params[token_param] = token
             body = self._call(call, page_params)
             yield from self._drain_notices()
+            errors = body.get("errors")
+            if "data" not in body and isinstance(errors, list) and errors:
+                # X's partial-error format with nothing served: a 200 that is no empty success.
+                raise StreamRefused(f"{label}: X answered with errors only: {_describe_errors(errors)}")
             meta = body.get("meta") or {}
             if newest_id is None:
                 newest_id = meta.get("newest_id") or since_id
@@ -277,6 +302,21 @@ class TwitterCollector:
                     if original is not None:
                         yield parse_tweet(original, users, media, places, reference=True)
             yield parse_tweet(tweet, users, media, places)
+
+
+class StreamRefused(HarvestError):
+    """X served nothing for one stream and said why (``errors`` without ``data``)."""
+
+
+def _describe_errors(errors: list[Any]) -> str:
+    described = []
+    for error in errors[:3]:
+        if isinstance(error, dict):
+            text = f"{error.get('title') or 'Error'}: {error.get('detail') or error.get('message') or ''}"
+            described.append(f"{text} ({error['type']})" if error.get("type") else text)
+        else:
+            described.append(str(error))
+    return "; ".join(described)[:300]
 
 
 def _index(rows: object, key: str) -> dict[str, dict[str, Any]]:

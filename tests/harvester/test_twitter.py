@@ -217,3 +217,37 @@ def test_a_repeated_next_token_ends_the_stream_with_a_notice_and_keeps_what_was_
         sa.select(Checkpoint.value).where(Checkpoint.cursor == "mentions:1700000000000000001")
     )
     assert checkpoint == max(ids, key=int)
+
+
+def test_unknown_user_id_is_a_source_error_on_sumber_not_an_empty_success(
+    harvest_env: HarvestEnv, x_state: TwitterState, session: Session
+) -> None:
+    from pipelines.harvest import source_status
+    from pipelines.models import AuditLog
+    from pipelines.sources import load_sources
+
+    # X answers 200 with only an `errors` array (partial-error format, resource-not-found problem type).
+    harvest_env.set(
+        "x-mentions",
+        accounts=[
+            {"id": "1", "handle": "SalahKetik"},
+            {"id": "1700000000000000001", "handle": "PemkotKupang"},
+        ],
+    )
+    ids = _mention(x_state, 3)
+    summary = run_source(source_key="x-mentions")
+    assert summary.status == "failed"
+    state = session.get(SourceState, "x-mentions")
+    assert state is not None and state.health == "failing"
+    assert state.last_error == (
+        "mentions of @SalahKetik: X answered with errors only: "
+        "Not Found Error: Could not find user with id: [1]. "
+        "(https://api.twitter.com/2/problems/resource-not-found)"
+    )
+    # The account that exists is still harvested, and its checkpoint moves.
+    assert sorted(session.scalars(sa.select(Post.external_id))) == sorted(ids)
+    cursors = dict(session.execute(sa.select(Checkpoint.cursor, Checkpoint.value)).all())
+    assert cursors == {"mentions:1700000000000000001": max(ids, key=int)}
+    assert list(session.scalars(sa.select(AuditLog.action))) == ["harvest.source_failing"]
+    [row] = [r for r in source_status(session=session, sources=load_sources()) if r["key"] == "x-mentions"]
+    assert row["health"] == "failing" and "Could not find user with id: [1]" in row["last_error"]
