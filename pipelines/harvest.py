@@ -34,7 +34,9 @@ from harvester.types import (
     HarvestError,
     Notice,
     Page,
+    QuarantinedItem,
     RateLimited,
+    RawItem,
     SourceAuthError,
     TransientError,
     utc_from_timestamp,
@@ -420,7 +422,10 @@ def _collect(
 
 
 def ingest_webhook(*, payload: dict[str, Any], settings: Settings | None = None) -> IngestResult:
-    """Fetch what a Meta webhook names (IG @mentions, Page feed changes) and store it."""
+    """Fetch what a Meta webhook names (IG @mentions, Page feed changes) and store it.
+
+    A change for a switched-off source is quarantined whole, with the reason, and not fetched.
+    """
     from harvester.webhooks import parse_changes
 
     settings = settings or get_settings()
@@ -432,27 +437,37 @@ def ingest_webhook(*, payload: dict[str, Any], settings: Settings | None = None)
 
         source = find_source_for_object(platform, change.entry_id, settings.sources_file)
         source_key = source.key if source else f"webhook:{platform}"
-        token = (
-            source.credential(settings)
-            if source
-            else (
-                (settings.instagram_token if platform == "instagram" else settings.facebook_page_token)
-                or None
-            )
-        )
-        token_value = token if isinstance(token, str) else (token.get_secret_value() if token else "")
-        client = GraphClient(
-            token=token_value,
-            base_url=settings.graph_api_base,
-            version=settings.graph_api_version,
-            timeout=settings.http_timeout_seconds,
-            waiter=Waiter(max_wait_seconds=5, max_retries=2, backoff_base_seconds=0.5),
-        )
-        items = change.fetch(client)
+        items: list[RawItem | QuarantinedItem]
+        if source is not None and not source.enabled:
+            # Switched off: nothing is fetched or stored as a post. An @mention can never be listed
+            # later, so the notification is kept whole, with the reason, instead of dropped.
+            items = [QuarantinedItem.of(platform, f"source {source.key} is switched off", change.as_dict())]
+        else:
+            items = change.fetch(_webhook_client(source=source, platform=platform, settings=settings))
         with factory() as session:
             total.merge(ingest_posts(session=session, source_key=source_key, items=items, settings=settings))
             session.commit()
     return total
+
+
+def _webhook_client(*, source: SourceConfig | None, platform: str, settings: Settings) -> GraphClient:
+    """A Graph client with the token of the source a notification belongs to (else the platform's)."""
+    token = (
+        source.credential(settings)
+        if source
+        else (
+            (settings.instagram_token if platform == "instagram" else settings.facebook_page_token)
+            or None
+        )
+    )
+    token_value = token if isinstance(token, str) else (token.get_secret_value() if token else "")
+    return GraphClient(
+        token=token_value,
+        base_url=settings.graph_api_base,
+        version=settings.graph_api_version,
+        timeout=settings.http_timeout_seconds,
+        waiter=Waiter(max_wait_seconds=5, max_retries=2, backoff_base_seconds=0.5),
+    )
 
 
 # -- dispatch --------------------------------------------------------------------------------------

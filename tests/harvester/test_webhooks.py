@@ -151,7 +151,9 @@ def test_mention_in_a_comment_asks_only_for_fields_the_mentioned_comment_edge_ha
 ) -> None:
     # The stand-in answers like Graph: a field the edge does not return is error #100.
     media = graph_state.add_ig_media(IG_ID, "Foto drainase di Oesapa", tagged=False)
-    comment = graph_state.add_ig_comment(media, "@pemkot.kupang got di Oesapa tersumbat", username="mama.oesapa")
+    comment = graph_state.add_ig_comment(
+        media, "@pemkot.kupang got di Oesapa tersumbat", username="mama.oesapa"
+    )
     response = _post(receiver, graph_state.webhook_ig_mention(IG_ID, media_id=media, comment_id=comment))
     assert response.status_code == 200 and response.json() == {"new": 1, "updated": 0, "quarantined": 0}
     assert session.scalar(sa.select(sa.func.count()).select_from(Quarantine)) == 0
@@ -160,6 +162,41 @@ def test_mention_in_a_comment_asks_only_for_fields_the_mentioned_comment_edge_ha
     assert stored.thread_external_id == media and stored.url == f"https://www.instagram.com/p/{media}/"
     fields = next(q["fields"] for path, q in graph_state.request_log if path.endswith(f"/{IG_ID}"))
     assert fields == f"mentioned_comment.comment_id({comment}){{id,text,timestamp,media{{id,permalink}}}}"
+
+
+def test_webhooks_for_a_switched_off_source_are_quarantined_not_ingested(
+    receiver: RunningServer, graph_state: GraphState, session: Session, harvest_env: HarvestEnv
+) -> None:
+    from pipelines.sources import get_source
+
+    harvest_env.set("ig", enabled=False)
+    harvest_env.set("fb", enabled=False)
+    media = graph_state.add_ig_media(IG_ID, "Foto got mampet di Oesapa", tagged=False)
+    comment = graph_state.add_ig_comment(media, "@pemkot.kupang got mampet di Oesapa")
+    mention = graph_state.webhook_ig_mention(IG_ID, media_id=media, comment_id=comment)
+    post = graph_state.add_post(PAGE_ID, "Jalan di Liliba berlubang")
+    # An @mention can only ever arrive this way: answered 200 (Meta must not retry or drop the
+    # subscription), kept whole with the reason, not fetched and not stored as a post.
+    for payload in (mention, graph_state.webhook_page_feed(PAGE_ID, post)):
+        response = _post(receiver, payload)
+        assert response.status_code == 200
+        assert response.json() == {"new": 0, "updated": 0, "quarantined": 1}
+    assert graph_state.request_log == []
+    assert session.scalar(sa.select(sa.func.count()).select_from(Post)) == 0
+    rows = list(session.scalars(sa.select(Quarantine).order_by(Quarantine.id)))
+    assert [(r.source_key, r.platform, r.reason) for r in rows] == [
+        ("ig", "instagram", "source ig is switched off"),
+        ("fb", "facebook", "source fb is switched off"),
+    ]
+    assert json.loads(rows[0].raw_body) == {
+        "object": "instagram",
+        "entry_id": IG_ID,
+        "field": "mentions",
+        "value": {"media_id": media, "comment_id": comment},
+    }
+    assert json.loads(rows[1].raw_body)["value"]["post_id"] == post
+    source = get_source("ig", harvest_env.path)
+    assert source is not None and source.enabled is False
 
 
 def test_page_feed_webhook_and_poll_store_the_post_once(
