@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from harvester.graph import FacebookCollector, GraphClient, InstagramCollector
-from harvester.types import HarvestError, QuarantinedItem, RateLimited, RawItem, TransientError
+from harvester.types import (
+    HarvestError,
+    QuarantinedItem,
+    RateLimited,
+    RawItem,
+    SourceAuthError,
+    TransientError,
+)
 
 
 def verify_signature(app_secret: str, raw_body: bytes, header: str | None) -> bool:
@@ -52,11 +59,17 @@ class Change:
     value: dict[str, Any]
 
     def fetch(self, client: GraphClient) -> list[RawItem | QuarantinedItem]:
-        """Fetch the object(s) the change names; a failure is quarantined with the notification."""
+        """Fetch the object(s) the change names; a failure is quarantined with the notification.
+
+        Raised instead: a platform outage or throttling (Meta should deliver again) and a rejected
+        token or permission (``SourceAuthError``: the source must be stopped, which the caller does).
+        """
         try:
             return [item for item in self._fetchers(client)]
         except (TransientError, RateLimited):
             raise  # the receiver answers 503 and Meta delivers the notification again
+        except SourceAuthError:
+            raise  # the caller quarantines the notification and stops the source, as a poll would
         except HarvestError as exc:
             return [QuarantinedItem.of(self.platform, f"webhook fetch failed: {exc}", self.as_dict())]
 

@@ -322,22 +322,9 @@ def run_source(
             session.rollback()
             summary.status = "failed"
             summary.errors.append(exc.reason)
-            new_health = "stopped" if exc.stop else "failing"
-            # Platform error text can quote request content: stored and shown (/sumber) masked.
-            reason = mask_pii(exc.reason)
-            if state.health != new_health or state.last_error != reason[:2000]:
-                # The admin alert: once per change, not on every scheduled run of a failing source.
-                audit.record(
-                    session=session,
-                    actor=ACTOR,
-                    action="harvest.source_stopped" if exc.stop else "harvest.source_failing",
-                    object_type="source",
-                    object_id=source_key,
-                    details={"reason": reason[:500], "run_id": run.id},
-                )
-            state.health = new_health
-            state.last_error = reason[:2000]
-            log.error("harvest source %s %s: %s", source_key, state.health, exc.reason)
+            record_source_auth_error(
+                session=session, source_key=source_key, error=exc, details={"run_id": run.id}
+            )
         except LeaseLost as exc:
             session.rollback()
             summary.status = "failed"
@@ -372,6 +359,31 @@ def run_source(
         summary.pages,
     )
     return summary
+
+
+def record_source_auth_error(
+    *, session: Session, source_key: str, error: SourceAuthError, details: dict[str, Any]
+) -> None:
+    """Mark the source stopped (token expired or revoked) or failing, and alert an admin once per
+    change, not on every run or delivery that meets the same error. Does not commit."""
+    ensure_state(session=session, source_key=source_key)
+    state = session.get(SourceState, source_key)
+    assert state is not None
+    new_health = "stopped" if error.stop else "failing"
+    # Platform error text can quote request content: stored and shown (/sumber) masked.
+    reason = mask_pii(error.reason)
+    if state.health != new_health or state.last_error != reason[:2000]:
+        audit.record(
+            session=session,
+            actor=ACTOR,
+            action="harvest.source_stopped" if error.stop else "harvest.source_failing",
+            object_type="source",
+            object_id=source_key,
+            details={"reason": reason[:500], **details},
+        )
+    state.health = new_health
+    state.last_error = reason[:2000]
+    log.error("harvest source %s %s: %s", source_key, new_health, error.reason)
 
 
 def _collect(
@@ -438,14 +450,26 @@ def ingest_webhook(*, payload: dict[str, Any], settings: Settings | None = None)
         source = find_source_for_object(platform, change.entry_id, settings.sources_file)
         source_key = source.key if source else f"webhook:{platform}"
         items: list[RawItem | QuarantinedItem]
+        auth_error: SourceAuthError | None = None
         if source is not None and not source.enabled:
             # Switched off: nothing is fetched or stored as a post. An @mention can never be listed
             # later, so the notification is kept whole, with the reason, instead of dropped.
             items = [QuarantinedItem.of(platform, f"source {source.key} is switched off", change.as_dict())]
         else:
-            items = change.fetch(_webhook_client(source=source, platform=platform, settings=settings))
+            try:
+                items = change.fetch(_webhook_client(source=source, platform=platform, settings=settings))
+            except SourceAuthError as exc:
+                auth_error = exc
+                items = [QuarantinedItem.of(platform, f"webhook fetch failed: {exc}", change.as_dict())]
         with factory() as session:
             total.merge(ingest_posts(session=session, source_key=source_key, items=items, settings=settings))
+            if auth_error is not None and source is not None:
+                # As a poll would: stop (or mark failing) the source and tell an admin.
+                record_source_auth_error(
+                    session=session, source_key=source.key, error=auth_error, details={"via": "webhook"}
+                )
+            elif auth_error is not None:
+                log.error("webhook for unconfigured %s %s: %s", platform, change.entry_id, auth_error.reason)
             session.commit()
     return total
 

@@ -199,6 +199,34 @@ def test_webhooks_for_a_switched_off_source_are_quarantined_not_ingested(
     assert source is not None and source.enabled is False
 
 
+@pytest.mark.parametrize("code", ["190", "102"])
+def test_rejected_token_during_a_webhook_fetch_stops_the_source_and_alerts_an_admin(
+    receiver: RunningServer, graph_state: GraphState, session: Session, code: str
+) -> None:
+    from pipelines.models import AuditLog, SourceState
+
+    media = graph_state.add_ig_media(IG_ID, "Foto lampu jalan di Oebufu", tagged=False)
+    comment = graph_state.add_ig_comment(media, "@pemkot.kupang lampu jalan di Oebufu mati")
+    payload = graph_state.webhook_ig_mention(IG_ID, media_id=media, comment_id=comment)
+    graph_state.faults.at_request = {1: code, 2: code}
+    for _ in range(2):  # Meta delivers again, or the next mention comes: one alert, not one per delivery
+        response = _post(receiver, payload)
+        assert response.status_code == 200
+        assert response.json() == {"new": 0, "updated": 0, "quarantined": 1}
+    rows = list(session.scalars(sa.select(Quarantine)))
+    assert len(rows) == 2 and all(f"code {code}" in r.reason and comment in r.raw_body for r in rows)
+    state = session.get(SourceState, "ig")
+    assert state is not None and state.health == "stopped"
+    assert state.last_error.startswith(f"Graph token rejected (code {code})")
+    alerts = list(session.scalars(sa.select(AuditLog)))
+    assert [(a.action, a.object_id) for a in alerts] == [("harvest.source_stopped", "ig")]
+    assert alerts[0].details["reason"] == state.last_error and alerts[0].details["via"] == "webhook"
+    # Like a stop found by a poll: the scheduled run does not call Graph until an admin re-enables it.
+    requests = graph_state.faults.requests
+    assert run_source(source_key="ig").status == "stopped"
+    assert graph_state.faults.requests == requests
+
+
 def test_page_feed_webhook_and_poll_store_the_post_once(
     receiver: RunningServer, graph_state: GraphState, session: Session
 ) -> None:
