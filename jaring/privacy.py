@@ -1,4 +1,5 @@
-"""Masking of personal data (phone numbers, NIK, e-mail addresses) in logs and exports."""
+"""Masking of personal data (phone numbers, NIK, e-mail addresses) in logs and exports, and of
+credentials in logs."""
 
 from __future__ import annotations
 
@@ -25,21 +26,35 @@ def mask_pii(text: str) -> str:
     return text
 
 
+# Credentials libraries write into log records: tweepy logs its request headers at DEBUG
+# ("Authorization: Bearer ..."), urllib3 the request URL, where facebook-sdk puts access_token (and
+# appsecret_proof); an exception message can quote the same URL at any level.
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9\-._~+/%=]{8,}")
+_SECRET_QUERY_VALUE = re.compile(r"(?i)\b(access_token|appsecret_proof)(=|%3D)[^&\s'\"<>]+")
+
+
+def redact_secrets(text: str) -> str:
+    """Replace bearer tokens and ``access_token`` / ``appsecret_proof`` query values with ``***``."""
+    if not text:
+        return text
+    text = _BEARER.sub(r"\1***", text)
+    return _SECRET_QUERY_VALUE.sub(r"\1\2***", text)
+
+
 def _mask_phone(number: str) -> str:
     digits = re.sub(r"\D", "", number)
     return f"{digits[:4]}****{digits[-2:]}"
 
 
 class PiiMaskingFilter(logging.Filter):
-    """A logging filter that masks personal data in a record's message and arguments.
+    """A logging filter that masks personal data and credentials in a record's message and arguments.
 
     Arguments are masked one by one (not merged into the message) so formatters that read
     ``record.args`` themselves, like uvicorn's access log, keep working.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = mask_pii(record.msg)
+        record.msg = _mask_value(record.msg)
         if isinstance(record.args, tuple):
             record.args = tuple(_mask_value(a) for a in record.args)
         elif isinstance(record.args, dict):
@@ -49,9 +64,9 @@ class PiiMaskingFilter(logging.Filter):
         if record.exc_info and not record.exc_text:
             record.exc_text = _TRACEBACKS.formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = mask_pii(record.exc_text)
+            record.exc_text = redact_secrets(mask_pii(record.exc_text))
         if record.stack_info:
-            record.stack_info = mask_pii(record.stack_info)
+            record.stack_info = redact_secrets(mask_pii(record.stack_info))
         return True
 
 
@@ -59,4 +74,14 @@ _TRACEBACKS = logging.Formatter()
 
 
 def _mask_value(value: object) -> object:
-    return mask_pii(value) if isinstance(value, str) else value
+    if isinstance(value, str):
+        return redact_secrets(mask_pii(value))
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    # A dict of request headers logged with %s: replaced by its text only when that holds a credential.
+    try:
+        text = str(value)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not break logging
+        return value
+    redacted = redact_secrets(text)
+    return redacted if redacted != text else value
