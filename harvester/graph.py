@@ -585,13 +585,14 @@ class InstagramCollector:
         return parse_ig_comment(body.get("mentioned_comment"), None)
 
     def fetch_mentioned_media(self, account: str, media_id: str) -> RawItem | QuarantinedItem:
-        """The media (caption) an @mention webhook names (``mentioned_media`` field expansion)."""
+        """The media (caption) an @mention webhook names (``mentioned_media`` field expansion).
+
+        Only the fields Meta lists for this edge: it has no ``permalink`` (asking is error #100), so such
+        a post has no link; media of another account cannot be read directly to get one.
+        """
         body = self.client.get(
             account,
-            {
-                "fields": f"mentioned_media.media_id({media_id})"
-                "{id,caption,media_type,media_url,permalink,timestamp,username}"
-            },
+            {"fields": f"mentioned_media.media_id({media_id}){{id,caption,media_type,media_url,timestamp,username}}"},
         )
         return parse_ig_media(body.get("mentioned_media"))
 

@@ -46,6 +46,11 @@ ERRORS: dict[str, tuple[int, str, str, bool]] = {
 # What the IG User ``mentioned_comment`` field expansion can return (Meta's reference lists only these;
 # the comment's author is not among them). Asking for anything else is Graph error #100.
 MENTIONED_COMMENT_FIELDS = frozenset({"id", "like_count", "media", "text", "timestamp"})
+# The same for ``mentioned_media``: no ``permalink`` (a caption mention has no link we can ask for).
+MENTIONED_MEDIA_FIELDS = frozenset(
+    {"caption", "comments", "comments_count", "id", "like_count", "media_type", "media_url", "owner", "timestamp",
+     "username"}
+)
 
 
 def sign(app_secret: str, body: bytes) -> str:
@@ -562,10 +567,11 @@ def create_app(state: GraphState | None = None) -> FastAPI:
                     target = state.nodes.get(match.group(2))
                     if target is None:
                         return _error("100")
-                    if match.group(1).startswith("mentioned_comment"):
-                        unknown = [f for f in _split_fields(inner) if f not in MENTIONED_COMMENT_FIELDS]
-                        if unknown:
-                            return _nonexisting_field(unknown[0], "IGComment")
+                    comment = match.group(1).startswith("mentioned_comment")
+                    allowed = MENTIONED_COMMENT_FIELDS if comment else MENTIONED_MEDIA_FIELDS
+                    unknown = [f for f in _split_fields(inner) if f not in allowed]
+                    if unknown:
+                        return _nonexisting_field(unknown[0], "IGComment" if comment else "IGMedia")
                     out[match.group(1).split(".")[0]] = _project(target.payload, inner)
                 elif name in state.ig_accounts[node_id]:
                     out[name] = state.ig_accounts[node_id][name]

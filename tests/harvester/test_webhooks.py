@@ -164,6 +164,20 @@ def test_mention_in_a_comment_asks_only_for_fields_the_mentioned_comment_edge_ha
     assert fields == f"mentioned_comment.comment_id({comment}){{id,text,timestamp,media{{id,permalink}}}}"
 
 
+def test_mention_in_a_caption_asks_only_for_fields_the_mentioned_media_edge_has(
+    receiver: RunningServer, graph_state: GraphState, session: Session
+) -> None:
+    # Meta's mentioned_media fields: caption, comments, comments_count, id, like_count, media_type,
+    # media_url, owner, timestamp, username. Anything else (permalink) is error #100 on real Graph.
+    media = graph_state.add_ig_media(IG_ID, "Lampu jalan di Oebufu mati @pemkot.kupang", tagged=False)
+    response = _post(receiver, graph_state.webhook_ig_mention(IG_ID, media_id=media))
+    assert response.status_code == 200 and response.json() == {"new": 1, "updated": 0, "quarantined": 0}
+    stored = session.scalars(sa.select(Post).where(Post.external_id == media)).one()
+    assert stored.kind == "ig_media" and stored.text == "Lampu jalan di Oebufu mati @pemkot.kupang"
+    fields = next(q["fields"] for path, q in graph_state.request_log if path.endswith(f"/{IG_ID}"))
+    assert "permalink" not in fields
+
+
 def test_webhooks_for_a_switched_off_source_are_quarantined_not_ingested(
     receiver: RunningServer, graph_state: GraphState, session: Session, harvest_env: HarvestEnv
 ) -> None:
