@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, or_, select, update
+from sqlalchemy import BigInteger, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from classifier.city import load_city
@@ -24,6 +24,8 @@ from pipelines.models import Classification, Post, PostStatus, utcnow
 
 log = logging.getLogger(__name__)
 
+# A post in these states waits for a reviewer; any other state is a reviewer's (or the policy's) decision.
+UNDECIDED = (PostStatus.NEW.value, PostStatus.QUEUED.value)
 _model_lock = threading.Lock()
 _model_cache: dict[Path, Any] = {}
 
@@ -85,20 +87,39 @@ def classify_posts(
                 explanation={head: [[t, float(w)] for t, w in terms] for head, terms in explanation.items()},
             )
         )
-        post.relevance, post.relevance_score = prediction.relevance, prediction.relevance_score
-        post.topic, post.topic_score = prediction.topic, prediction.topic_score
-        post.agency, post.agency_score = prediction.agency, prediction.agency_score
+        labels: dict[str, Any] = {
+            "relevance": prediction.relevance,
+            "relevance_score": prediction.relevance_score,
+            "topic": prediction.topic,
+            "topic_score": prediction.topic_score,
+            "agency": prediction.agency,
+            "agency_score": prediction.agency_score,
+            "priority": priority_for(
+                relevance_scores=prediction.scores.get("relevance", {}),
+                is_duplicate=post.duplicate_of_id is not None,
+            ),
+        }
         location = city.find_location(post.text or "")
         if location is not None:
-            post.kecamatan, post.kelurahan = location.kecamatan, location.kelurahan
-        post.priority = priority_for(
-            relevance_scores=prediction.scores.get("relevance", {}),
-            is_duplicate=post.duplicate_of_id is not None,
-        )
-        if post.status == PostStatus.NEW.value:
-            post.status = PostStatus.QUEUED.value
-        post.updated_at = utcnow()
-        outcome.classified.append(post.id)
+            labels.update(kecamatan=location.kecamatan, kelurahan=location.kelurahan)
+        # Conditional, like a reviewer's own action: ``post`` was loaded before the prediction, and a retried
+        # or redelivered task may run long after a reviewer confirmed, corrected or rejected it. Then the
+        # reviewer wins and the verdict above is kept only as history.
+        labelled = session.execute(
+            update(Post)
+            .where(Post.id == post.id, Post.status.in_(UNDECIDED))
+            .values(
+                status=case((Post.status == PostStatus.NEW.value, PostStatus.QUEUED.value), else_=Post.status),
+                updated_at=utcnow(),
+                **labels,
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+        post_id = post.id
+        session.expire(post)  # the policy below must read what the database now holds
+        if labelled != 1:
+            log.info("post %s was decided by a reviewer: verdict stored, labels left as they are", post_id)
+        outcome.classified.append(post_id)
     session.flush()
     outcome.outbox_ids = _apply_policy(session=session, post_ids=outcome.classified, settings=settings)
     session.commit()

@@ -332,3 +332,74 @@ def test_auto_forward_never_overrides_a_reviewer_who_rejected_the_post_meanwhile
     assert session.get(Post, post.id).status == "rejected"  # type: ignore[union-attr]
     assert session.scalar(sa.select(sa.func.count()).select_from(Complaint)) == 0
     assert session.scalar(sa.select(sa.func.count()).select_from(OutboxItem)) == 0
+
+
+class _ReviewerActsDuringPrediction:
+    """The shipped model, with a reviewer acting on the batch between loading it and writing the labels."""
+
+    def __init__(self, model, reviewer_action) -> None:  # type: ignore[no-untyped-def]
+        self.model, self.reviewer_action, self.version = model, reviewer_action, model.version
+
+    def predict(self, texts):  # type: ignore[no-untyped-def]
+        predictions = self.model.predict(texts)
+        self.reviewer_action()
+        return predictions
+
+    def explain(self, text):  # type: ignore[no-untyped-def]
+        return self.model.explain(text)
+
+
+def test_a_retried_or_redelivered_classify_task_never_overrides_a_reviewer(
+    session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jaring.db import session_factory
+    from jaring.settings import get_settings
+    from pipelines import review_actions
+    from pipelines.classify import classify_posts, get_model
+    from pipelines.models import User
+
+    off = write_policy(tmp_path / "off.yaml", auto_forward={**RULES, "enabled": False})  # every post waits
+    monkeypatch.setenv("JARING_FORWARD_POLICY_FILE", str(off))
+    reset_settings_cache()
+    model = get_model(get_settings().models_dir)
+    text = "Jalan di Oebobo rusak parah, lubang besar dekat pasar. Tolong perbaiki!"
+    corrected = Post(platform="twitter", external_id="c1", text=text, raw={}, status="new")
+    rejected = Post(platform="twitter", external_id="c2", text=text + " Segera!", raw={}, status="new")
+    humas = User(username="rina", password_hash="x", role="reviewer")
+    session.add_all([corrected, rejected, humas])
+    session.commit()
+
+    # First delivery: both posts are classified and queued for a reviewer.
+    with session_factory()() as task:
+        assert classify_posts(session=task, post_ids=[corrected.id], model=model).classified == [corrected.id]
+    session.expire_all()
+    assert session.get(Post, corrected.id).status == "queued"  # type: ignore[union-attr]
+    with session_factory()() as reviewer:  # the reviewer corrects the labels and confirms
+        review_actions.confirm(session=reviewer, post_id=corrected.id, user=reviewer.get(User, humas.id),
+                               topic="air_sda", agency="AIR_MINUM")
+        reviewer.commit()
+
+    def reject_while_classifying() -> None:
+        with session_factory()() as reviewer:
+            review_actions.reject(session=reviewer, post_id=rejected.id, user=reviewer.get(User, humas.id),
+                                  reason="spam")
+            reviewer.commit()
+
+    # Redelivery of the first message, and a task that loaded a still-new post a reviewer rejects mid-way.
+    with session_factory()() as task:
+        classify_posts(session=task, post_ids=[corrected.id], model=model)
+    with session_factory()() as task:
+        classify_posts(session=task, post_ids=[rejected.id],
+                       model=_ReviewerActsDuringPrediction(model, reject_while_classifying))
+
+    session.expire_all()
+    after = session.get(Post, corrected.id)
+    assert (after.status, after.relevance, after.topic, after.agency) == (  # type: ignore[union-attr]
+        "confirmed", "keluhan", "air_sda", "AIR_MINUM")
+    after = session.get(Post, rejected.id)
+    assert (after.status, after.relevance) == ("rejected", "bukan")  # type: ignore[union-attr]
+    # Every verdict is kept as history, even the ones that came too late to label the post.
+    counts = dict(session.execute(
+        sa.select(Classification.post_id, sa.func.count()).group_by(Classification.post_id)).all())
+    assert counts == {corrected.id: 2, rejected.id: 1}
+    assert session.scalar(sa.select(sa.func.count()).select_from(Complaint)) == 0
