@@ -535,14 +535,20 @@ def retry_dead(
     complaint = session.get(Complaint, item.complaint_id, populate_existing=True)
     assert complaint is not None
     changed = []
-    for name, value in (changes or {}).items():
-        if name not in EDITABLE_FIELDS:
-            raise OutboxError(f"Kolom {name} tidak bisa diubah di sini.")
-        if getattr(complaint, name) != value:
-            setattr(complaint, name, value)
-            changed.append(name)
-    if not (complaint.title or "").strip() or not (complaint.body or "").strip():
-        raise OutboxError("Judul dan isi laporan wajib diisi.")
+    try:
+        for name, value in (changes or {}).items():
+            if name not in EDITABLE_FIELDS:
+                raise OutboxError(f"Kolom {name} tidak bisa diubah di sini.")
+            if getattr(complaint, name) != value:
+                setattr(complaint, name, value)
+                changed.append(name)
+        if not (complaint.title or "").strip() or not (complaint.body or "").strip():
+            raise OutboxError("Judul dan isi laporan wajib diisi.")
+    except OutboxError:
+        # Undo the edits made so far: a caller retrying several items on one session (``outbox retry
+        # --all-dead``) would otherwise save them, unaudited, with the next item's commit.
+        session.rollback()
+        raise
     recorded = session.scalars(sa.select(ForwardAttempt.outcome).where(ForwardAttempt.outbox_id == item.id)).all()
     # Unknown if any attempt's outcome was unknown, or an attempt left no row (its worker died mid-send).
     uncertain = "unknown" in recorded or item.attempts > len(recorded)

@@ -47,6 +47,32 @@ def test_retry_dead_with_a_fixed_title(forward_env: ForwardEnv, session: Session
     assert failed.exit_code == 1 and "tidak berstatus gagal" in failed.output
 
 
+def test_retry_all_dead_saves_nothing_of_an_item_it_could_not_retry(
+    forward_env: ForwardEnv, session: Session
+) -> None:
+    import sqlalchemy as sa
+
+    from pipelines.models import AuditLog
+
+    fixable = add_complaint(session, title=" ")  # dead for its blank title; --title fixes it
+    fixable_id = outbox.enqueue(session=session, complaint=fixable, actor="rina").id
+    unfixable = add_complaint(session, title="Air PDAM mati di Maulafa", body=" ")  # blank body: --title cannot fix
+    unfixable_id = outbox.enqueue(session=session, complaint=unfixable, actor="rina").id
+    session.commit()
+    assert [outbox.deliver(outbox_id=i).outcome for i in (fixable_id, unfixable_id)] == ["dead", "dead"]
+
+    result = runner.invoke(app, ["outbox", "retry", "--all-dead", "--title", "Jalan rusak di Oebobo"])
+    assert result.exit_code == 0, result.output
+    assert "Judul dan isi laporan wajib diisi" in result.output and "retried 1" in result.output
+    session.expire_all()
+    assert session.get(Complaint, fixable.id).title == "Jalan rusak di Oebobo"  # type: ignore[union-attr]
+    # The newest item failed first; the next item's commit must not have saved its new title unaudited.
+    assert session.get(Complaint, unfixable.id).title == "Air PDAM mati di Maulafa"  # type: ignore[union-attr]
+    assert item(session, unfixable_id).state == OutboxState.DEAD.value
+    retried = session.scalars(sa.select(AuditLog.object_id).where(AuditLog.action == "outbox.retry")).all()
+    assert retried == [str(fixable.id)]
+
+
 def test_manual_record(forward_env: ForwardEnv, session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JARING_LAPOR_SENDER", "manual")
     reset_settings_cache()
