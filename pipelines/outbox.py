@@ -60,7 +60,6 @@ from pipelines.models import (
     OutboxState,
     Post,
     PostStatus,
-    aware,
     utcnow,
 )
 
@@ -69,6 +68,10 @@ log = logging.getLogger(__name__)
 SYSTEM_ACTOR = "system:forwarder"
 CLAIMABLE = (OutboxState.PENDING.value, OutboxState.UNKNOWN.value, OutboxState.SENDING.value)
 OPEN_STATES = CLAIMABLE + (OutboxState.AWAITING_MANUAL.value,)
+# An admin may paste a tracking id for an item in these states (or one whose worker's claim lapsed).
+MANUAL_ENTRY_STATES = (
+    OutboxState.PENDING.value, OutboxState.UNKNOWN.value, OutboxState.AWAITING_MANUAL.value, OutboxState.DEAD.value,
+)
 EDITABLE_FIELDS = (
     "title",
     "body",
@@ -435,7 +438,7 @@ def _fail(
 
 def _succeed(
     session: Session, claim: _Claim | None, submission: Submission, *, source: str, actor: str,
-    outbox_id: int | None = None, complaint_id: int | None = None,
+    outbox_id: int | None = None, complaint_id: int | None = None, only_if: Any = None,
 ) -> DeliveryResult:
     outbox_id = claim.outbox_id if claim else outbox_id
     complaint_id = claim.complaint_id if claim else complaint_id
@@ -448,12 +451,17 @@ def _succeed(
     result = session.execute(
         sa.update(OutboxItem)
         .where(OutboxItem.id == outbox_id, OutboxItem.state != OutboxState.SENT.value)
+        .where(only_if if only_if is not None else sa.true())
         .values(
             state=OutboxState.SENT.value, claimed_by="", claimed_until=None, last_error="", sent_at=now,
             updated_at=now,
         )
         .execution_options(synchronize_session=False)
     )
+    if only_if is not None and result.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()  # a person's action: refuse it and say why, instead of recording a clash
+        raise _manual_entry_refusal(session, outbox_id=outbox_id, complaint_id=complaint_id,
+                                    tracking_id=submission.tracking_id)
     if claim is not None:
         _finish_attempt(session, claim, outcome="sent")
     if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -494,32 +502,48 @@ def _succeed(
 # --- People's actions ---------------------------------------------------------------------------
 
 
+def _manual_entry_allowed(now: datetime) -> Any:
+    """SQL: the item is not sent and no worker holds a live claim on it, so a pasted tracking id may close it."""
+    return sa.or_(
+        OutboxItem.state.in_(MANUAL_ENTRY_STATES),
+        sa.and_(OutboxItem.state == OutboxState.SENDING.value, OutboxItem.claimed_until < now),
+    )
+
+
 def record_manual_entry(
     *, session: Session, complaint_id: int, tracking_id: str, actor: str, status: str | None = None
 ) -> DeliveryResult:
-    """An admin typed the complaint into LAPOR! and pastes back its tracking id (commits)."""
+    """An admin typed the complaint into LAPOR! and pastes back its tracking id (commits).
+
+    Marking the item sent is one conditional UPDATE: an item still queued for the API sender can be
+    claimed by a worker at any moment, and then the worker's send stands and the pasted id is refused.
+    """
     tracking_id = (tracking_id or "").strip()
     if not TRACKING_ID.match(tracking_id):
         raise OutboxError("Nomor pelacakan tidak valid (huruf/angka, maksimal 64 karakter).")
-    item = session.scalar(
-        sa.select(OutboxItem)
-        .where(OutboxItem.complaint_id == complaint_id)
-        .execution_options(populate_existing=True)
-    )
-    if item is None:
-        raise OutboxError(f"Aduan #{complaint_id} tidak ada di antrean kirim.")
-    if item.state == OutboxState.SENT.value:
-        raise OutboxError(f"Aduan #{complaint_id} sudah tercatat terkirim.")
-    if item.state == OutboxState.SENDING.value and aware(item.claimed_until) and aware(item.claimed_until) >= utcnow():  # type: ignore[operator]
-        raise OutboxError(f"Aduan #{complaint_id} sedang dikirim otomatis; coba lagi sebentar.")
     clash = session.scalar(
         sa.select(Complaint.id).where(Complaint.tracking_id == tracking_id, Complaint.id != complaint_id)
     )
     if clash is not None:
         raise OutboxError(f"Nomor pelacakan {tracking_id} sudah dipakai aduan #{clash}.")
+    outbox_id = session.scalar(sa.select(OutboxItem.id).where(OutboxItem.complaint_id == complaint_id))
+    if outbox_id is None:
+        raise OutboxError(f"Aduan #{complaint_id} tidak ada di antrean kirim.")
     return _succeed(
         session, None, Submission(tracking_id=tracking_id, status=status), source="manual", actor=actor,
-        outbox_id=item.id, complaint_id=complaint_id,
+        outbox_id=outbox_id, complaint_id=complaint_id, only_if=_manual_entry_allowed(utcnow()),
+    )
+
+
+def _manual_entry_refusal(session: Session, *, outbox_id: int, complaint_id: int, tracking_id: str) -> OutboxError:
+    """Why a pasted tracking id was not stored, read after the conditional UPDATE matched nothing."""
+    state = session.scalar(sa.select(OutboxItem.state).where(OutboxItem.id == outbox_id))
+    if state == OutboxState.SENT.value:
+        return OutboxError(f"Aduan #{complaint_id} sudah tercatat terkirim.")
+    return OutboxError(
+        f"Aduan #{complaint_id} sedang dikirim otomatis ke LAPOR! oleh pengirim API, jadi nomor pelacakan "
+        f"{tracking_id} tidak dicatat. Periksa lagi dalam beberapa menit: bila pengiriman otomatis berhasil, "
+        "laporan yang Anda ketik di LAPOR! adalah duplikat."
     )
 
 

@@ -255,6 +255,37 @@ def test_manual_sender_queue_and_pasted_tracking_id(
     assert not forward_env.state.reports
 
 
+def test_manual_entry_never_lands_on_an_item_a_worker_claimed_meanwhile(
+    forward_env: ForwardEnv, session: Session
+) -> None:
+    """The admin records a tracking id for an item still queued for the API sender, and a worker claims it
+    after the admin's page was checked and before the tracking id is stored."""
+    state = forward_env.state
+    state.hang_next_submits, state.hang_seconds = 1, 0.3  # the worker's submission is held mid-send
+    complaint = add_complaint(session)
+    outbox_id = outbox.enqueue(session=session, complaint=complaint, actor="rina").id
+    session.commit()
+    worker = threading.Thread(target=outbox.deliver, kwargs={"outbox_id": outbox_id})
+
+    def worker_claims_before_the_write(orm_execute_state) -> None:  # type: ignore[no-untyped-def]
+        if "complaints.tracking_id =" in str(orm_execute_state.statement) and worker.ident is None:
+            worker.start()
+            assert state.hung.wait(10)  # claimed, and the report is already in LAPOR!
+
+    with jaring_db.session_factory()() as admin:
+        sa.event.listen(admin, "do_orm_execute", worker_claims_before_the_write)
+        with pytest.raises(outbox.OutboxError, match="sedang dikirim otomatis"):
+            outbox.record_manual_entry(session=admin, complaint_id=complaint.id, tracking_id="5216807",
+                                       actor="admin")
+    worker.join(10)
+    assert len(state.reports) == 1
+    session.expire_all()
+    assert item(session, outbox_id).state == OutboxState.SENT.value
+    assert session.get(Complaint, complaint.id).tracking_id == next(iter(state.reports))  # type: ignore[union-attr]
+    actions = session.scalars(sa.select(AuditLog.action).order_by(AuditLog.id)).all()
+    assert actions == ["outbox.enqueue", "outbox.sent"]
+
+
 def test_fix_and_retry_after_a_worker_died_in_a_later_round_looks_up_before_resending(
     forward_env: ForwardEnv, session: Session
 ) -> None:
