@@ -655,6 +655,38 @@ def attempts_of(*, session: Session, outbox_id: int) -> list[ForwardAttempt]:
     )
 
 
+def uncertain_api_attempts(*, session: Session, outbox_ids: list[int]) -> dict[int, datetime | None]:
+    """Items among ``outbox_ids`` that LAPOR! may already hold, with when their last uncertain attempt began.
+
+    An attempt is uncertain when its outcome was lost (recorded as ``unknown``) or it left no row (its
+    worker stopped mid-send; its time is then not known: ``None``). After a switch to the manual sender
+    such an item waits for an admin who must check LAPOR! before typing it in again.
+    """
+    if not outbox_ids:
+        return {}
+    attempts = {
+        outbox_id: count
+        for outbox_id, count in session.execute(
+            sa.select(OutboxItem.id, OutboxItem.attempts).where(OutboxItem.id.in_(outbox_ids))
+        )
+    }
+    rows = session.execute(
+        sa.select(ForwardAttempt.outbox_id, ForwardAttempt.outcome, ForwardAttempt.started_at)
+        .where(ForwardAttempt.outbox_id.in_(outbox_ids))
+    ).all()
+    recorded: dict[int, int] = {}
+    uncertain: dict[int, datetime | None] = {}
+    for outbox_id, outcome, started_at in rows:
+        recorded[outbox_id] = recorded.get(outbox_id, 0) + 1
+        if outcome == "unknown":
+            earlier = uncertain.get(outbox_id)
+            uncertain[outbox_id] = started_at if earlier is None else max(earlier, started_at)
+    for outbox_id, count in attempts.items():
+        if outbox_id not in uncertain and count > recorded.get(outbox_id, 0):
+            uncertain[outbox_id] = None
+    return uncertain
+
+
 __all__ = [
     "APISender",
     "DeliveryDeferred",
@@ -669,4 +701,5 @@ __all__ = [
     "list_items",
     "record_manual_entry",
     "retry_dead",
+    "uncertain_api_attempts",
 ]

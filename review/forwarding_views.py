@@ -109,7 +109,9 @@ def manual_queue(request: Request, db: Session = Depends(get_db),
     """Complaints to type into LAPOR! by hand, field by field, with a box for the tracking id."""
     rows = outbox.list_items(session=db, states=(OutboxState.AWAITING_MANUAL.value,), limit=100)
     entries = [(item, complaint, copy_ready_fields(complaint)) for item, complaint in rows]
-    return render(request, "forwarding/manual.html", {"entries": entries, "flash": pop_flash(request)})
+    uncertain = outbox.uncertain_api_attempts(session=db, outbox_ids=[item.id for item, _ in rows])
+    return render(request, "forwarding/manual.html",
+                  {"entries": entries, "uncertain": uncertain, "flash": pop_flash(request)})
 
 
 @router.post("/manual/{complaint_id}")

@@ -124,3 +124,40 @@ def test_forwarding_pages_explain_failures_in_bahasa_indonesia(
     flash = reviewer.client.get("/lapor").text
     assert f"Aduan #{unsent} belum punya nomor pelacakan LAPOR!" in flash and "tracking id" not in flash
     reviewer.client.close()
+
+
+def test_manual_entry_page_warns_about_an_api_attempt_whose_outcome_is_unknown(
+    forward_env: ForwardEnv, web: FastAPI, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    import sqlalchemy as sa
+
+    from pipelines.models import ForwardAttempt
+    from review.templating import local_time
+
+    state = forward_env.state
+    state.timeout_rate = 1.0  # LAPOR! stores the report, but the answer comes after the client gave up
+    uncertain_id, untried_id = queue_complaints(session, 2)
+    with pytest.raises(outbox.DeliveryDeferred):
+        outbox.deliver(outbox_id=uncertain_id)
+    assert item(session, uncertain_id).state == OutboxState.UNKNOWN.value and len(state.reports) == 1
+    attempted_at = session.scalar(sa.select(ForwardAttempt.started_at).where(ForwardAttempt.outcome == "unknown"))
+
+    monkeypatch.setenv("JARING_LAPOR_SENDER", "manual")  # the city switches to manual entry
+    reset_settings_cache()
+    outbox.close_senders()
+    time.sleep(0.3)  # past the retry backoff
+    assert [outbox.deliver(outbox_id=i).outcome for i in (uncertain_id, untried_id)] == ["manual", "manual"]
+
+    admin = client(web, "admin")
+    page = admin.client.get("/lapor/manual").text
+    uncertain, untried = (item(session, i).complaint_id for i in (uncertain_id, untried_id))
+    first, second = page.index(f'id="manual-{uncertain}"'), page.index(f'id="manual-{untried}"')
+    warned = page[first:second] if first < second else page[first:]
+    calm = page[second:first] if second < first else page[second:]
+    assert "Periksa LAPOR! dulu" in warned and "mungkin sudah ada di LAPOR!" in warned
+    assert local_time(attempted_at) in warned
+    assert "Periksa LAPOR! dulu" not in calm
+    assert 'name="tracking_id"' in warned  # a warning, not a block: the tracking id can still be stored
+    admin.client.close()
