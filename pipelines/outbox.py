@@ -62,6 +62,7 @@ from pipelines.models import (
     PostStatus,
     utcnow,
 )
+from pipelines.review_actions import BODY_MAX, BODY_MIN, TITLE_MAX, TITLE_MIN
 
 log = logging.getLogger(__name__)
 
@@ -568,6 +569,11 @@ def retry_dead(
                 changed.append(name)
         if not (complaint.title or "").strip() or not (complaint.body or "").strip():
             raise OutboxError("Judul dan isi laporan wajib diisi.")
+        # A corrected judul or isi obeys the composer's limits; an untouched one stays as it was made.
+        if "title" in changed and not TITLE_MIN <= len(complaint.title) <= TITLE_MAX:
+            raise OutboxError(f"Judul harus {TITLE_MIN}–{TITLE_MAX} karakter.")
+        if "body" in changed and not BODY_MIN <= len(complaint.body) <= BODY_MAX:
+            raise OutboxError(f"Isi harus {BODY_MIN}–{BODY_MAX} karakter.")
     except OutboxError:
         # Undo the edits made so far: a caller retrying several items on one session (``outbox retry
         # --all-dead``) would otherwise save them, unaudited, with the next item's commit.

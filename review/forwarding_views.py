@@ -86,8 +86,11 @@ async def fix_and_retry(outbox_id: int, request: Request, db: Session = Depends(
     """Apply the corrections from the form and put the item back in the queue."""
     form = await _form(request)
     changes: dict[str, Any] = {}
-    for name, limit in (("title", 300), ("body", 20_000), ("category", 200), ("instansi", 300),
-                        ("location_text", 500)):
+    if "title" in form:  # judul and isi are held to the composer's limits by retry_dead, not cut here
+        changes["title"] = form["title"].strip()
+    if "body" in form:  # browsers send a textarea's line breaks as CRLF
+        changes["body"] = form["body"].replace("\r\n", "\n").strip()
+    for name, limit in (("category", 200), ("instansi", 300), ("location_text", 500)):
         if name in form:
             changes[name] = form[name].strip()[:limit]
     try:

@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 from starlette.responses import HTMLResponse
 
+from pipelines.review_actions import BODY_MAX, BODY_MIN, TITLE_MAX, TITLE_MIN
 from review.auth import csrf_input, csrf_token
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -61,7 +62,9 @@ def _environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(local_time=local_time, percent=percent)
     env.globals.update(TOPIC_NAMES=TOPIC_NAMES, RELEVANCE_NAMES=RELEVANCE_NAMES, STATUS_NAMES=STATUS_NAMES,
-                       PLATFORM_NAMES=PLATFORM_NAMES, REJECT_NAMES=REJECT_NAMES)
+                       PLATFORM_NAMES=PLATFORM_NAMES, REJECT_NAMES=REJECT_NAMES,
+                       # The composer's limits, also on the fix-and-retry form (one definition for both).
+                       TITLE_MIN=TITLE_MIN, TITLE_MAX=TITLE_MAX, BODY_MIN=BODY_MIN, BODY_MAX=BODY_MAX)
     return env
 
 

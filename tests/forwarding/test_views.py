@@ -161,3 +161,39 @@ def test_manual_entry_page_warns_about_an_api_attempt_whose_outcome_is_unknown(
     assert "Periksa LAPOR! dulu" not in calm
     assert 'name="tracking_id"' in warned  # a warning, not a block: the tracking id can still be stored
     admin.client.close()
+
+
+def test_fix_and_retry_holds_a_changed_title_and_body_to_the_composers_limits(
+    forward_env: ForwardEnv, web: FastAPI, session: Session
+) -> None:
+    from pipelines.review_actions import BODY_MAX, TITLE_MAX
+
+    long_body = "Jalan di Oebobo rusak parah.\n" * 150  # an auto-forwarded body may pass BODY_MAX
+    complaint = add_complaint(session, title=" ", body=long_body.strip())
+    outbox_id = outbox.enqueue(session=session, complaint=complaint, actor="rina").id
+    session.commit()
+    assert outbox.deliver(outbox_id=outbox_id).outcome == "dead"
+
+    reviewer = client(web, "reviewer")
+    page = reviewer.client.get("/lapor/gagal").text
+    assert f'name="title" value=" " minlength="10" maxlength="{TITLE_MAX}"' in page
+    assert f'name="body" rows="5" minlength="20" maxlength="{BODY_MAX}"' in page
+    browser_body = long_body.strip().replace("\n", "\r\n")  # how a browser submits a textarea
+
+    reviewer.post(f"/lapor/{outbox_id}/kirim-ulang", data={"title": "Jalan rusak " * 20, "body": browser_body})
+    assert f"Judul harus 10–{TITLE_MAX} karakter" in reviewer.client.get("/lapor/gagal").text
+    assert item(session, outbox_id).state == OutboxState.DEAD.value
+    assert session.get(Complaint, complaint.id).title == " "  # type: ignore[union-attr]
+
+    reviewer.refresh_token("/lapor")
+    reviewer.post(f"/lapor/{outbox_id}/kirim-ulang", data={"title": "Jalan rusak", "body": "terlalu pendek"})
+    assert f"Isi harus 20–{BODY_MAX} karakter" in reviewer.client.get("/lapor/gagal").text
+    assert item(session, outbox_id).state == OutboxState.DEAD.value
+
+    reviewer.refresh_token("/lapor")
+    reviewer.post(f"/lapor/{outbox_id}/kirim-ulang", data={"title": "Jalan rusak di Oebobo", "body": browser_body})
+    assert item(session, outbox_id).state == OutboxState.PENDING.value
+    session.expire_all()
+    stored = session.get(Complaint, complaint.id)
+    assert stored.title == "Jalan rusak di Oebobo" and stored.body == long_body.strip()  # type: ignore[union-attr]
+    reviewer.client.close()
