@@ -127,7 +127,7 @@ def test_humas_flow_filter_open_confirm_compose_bulk_reject_dashboard(site: Site
     page.click("#queue-button")
     page.wait_for_url(f"**/kiriman/{ids['jalan']}")
     assert "diantrikan" in page.inner_text(".flash")
-    assert "complaint.create" in page.inner_text("#history")
+    assert "Aduan dibuat" in page.inner_text("#history")
     with engine.connect() as conn:
         title, complaint_id = conn.execute(sa.select(Complaint.title, Complaint.id)).one()
         assert title == "Jalan berlubang besar di dekat Pasar Oebobo"

@@ -241,3 +241,71 @@ def test_login_redirect_stays_on_this_site() -> None:
     for hostile in ("//evil.example", "/\t/evil.example", "/\\evil.example", "https://evil.example", "/\n/x", ""):
         assert safe_next(hostile, "/") == "/", repr(hostile)
     assert safe_next("/kotak-masuk?topic=sampah", "/") == "/kotak-masuk?topic=sampah"
+
+
+def _recorded_action_codes() -> set[str]:
+    """Every action code passed to ``audit.record(...)`` in the code base (f-strings expanded)."""
+    import ast
+    from pathlib import Path
+
+    from pipelines.review_actions import REJECT_REASONS
+
+    root = Path(__file__).resolve().parents[2]
+    codes: set[str] = set()
+    for folder in ("jaring", "pipelines", "review", "harvester", "classifier", "standins"):
+        for path in (root / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not (isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "record"):
+                    continue
+                for keyword in node.keywords:
+                    if keyword.arg != "action":
+                        continue
+                    for part in ast.walk(keyword.value):
+                        if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                            codes.add(part.value)
+                        elif isinstance(part, ast.JoinedStr):
+                            assert ast.unparse(part) == "f'post.reject.{reason}'", ast.unparse(part)
+                            codes.update(f"post.reject.{reason}" for reason in REJECT_REASONS)
+    return {code for code in codes if code != "post.reject."}
+
+
+def test_every_recorded_action_and_every_role_has_an_indonesian_label() -> None:
+    from pipelines.models import Role
+    from review.templating import ACTION_NAMES, ROLE_NAMES
+
+    codes = _recorded_action_codes()
+    assert {"post.confirm", "auto_forward.skipped", "harvest.source_failing", "post.reject.spam"} <= codes
+    assert sorted(codes - set(ACTION_NAMES)) == []
+    assert sorted(r.value for r in Role) == sorted(ROLE_NAMES)
+
+
+def test_history_and_roles_read_in_bahasa_indonesia_with_the_raw_details_escaped(browserish, seeded, db) -> None:
+    from pipelines import audit
+
+    post_id = seeded["air"]
+    audit.record(session=db, actor="system:auto-forward", action="auto_forward.skipped", object_type="post",
+                 object_id=post_id, details={"reason": "rule for topic=kesehatan agency=* requires a reviewer",
+                                             "model_version": "uji-1",
+                                             "scores": {"relevance": ["keluhan", 0.97]}})
+    audit.record(session=db, actor="system:masa-depan", action="kode.baru", object_type="post", object_id=post_id,
+                 details={"catatan": XSS})
+    db.commit()
+    c = browserish()
+    c.login("reviewer")
+    c.post(f"/kiriman/{post_id}/konfirmasi", {"agency": "PUPR", "topic": ""})
+    page = c.client.get(f"/kiriman/{post_id}").text
+    history = page[page.index('id="history"'):]
+    assert "Tidak diteruskan otomatis" in history
+    assert "aturan untuk topik Kesehatan, OPD semua mewajibkan tinjauan humas" in history
+    assert "Dikonfirmasi sebagai keluhan" in history and "dikoreksi dari OPD AIR_MINUM" in history
+    assert "kode.baru" in history  # an unknown code falls back to itself
+    # The raw JSON is still there, folded away, and escaped.
+    assert "<details" in history and "requires a reviewer" in history.split("<details", 1)[1]
+    assert "<script>alert(1)" not in page and "\\u003cscript\\u003e" in history
+    assert "> auto_forward.skipped" not in history and "> post.confirm" not in history
+
+    admin = browserish()
+    admin.login("admin")
+    users = admin.client.get("/admin/pengguna").text
+    assert "<td>Uji reviewer</td><td>Peninjau (humas)</td>" in users
+    assert '<option value="reviewer" >Peninjau (humas)</option>' in users and "(Administrator)" in users
