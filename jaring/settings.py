@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     max_post_chars: int = 20_000
     web_host: str = "127.0.0.1"
     web_port: int = 8000
+    # Addresses (comma-separated IPs or CIDR ranges, or "*") of the reverse proxies whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed. Behind a proxy in another container or host, list its address: else
+    # every client looks like the proxy (one shared login lock-out, the proxy's address in the audit log).
+    forwarded_allow_ips: str = "127.0.0.1"
 
     @model_validator(mode="after")
     def _fill_derived_defaults(self) -> Settings:

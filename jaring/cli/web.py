@@ -69,7 +69,7 @@ def serve(
         host=host or settings.web_host,
         port=port or settings.web_port,
         proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         log_level="info",
         server_header=False,
     )

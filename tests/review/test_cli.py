@@ -71,3 +71,55 @@ def test_access_log_masks_personal_data_and_secrets_in_encoded_query_strings(tar
     line = record.getMessage()
     assert secret not in line and line.startswith('127.0.0.1:5 - "GET /') and line.endswith('HTTP/1.1" 200')
     assert target.split("?")[0] + "?" in line
+
+
+def test_serve_trusts_forwarded_headers_from_the_configured_proxies_only(sqlite_url, tmp_path) -> None:
+    """A TLS proxy in another container (here 127.0.0.2) passes on the address of the reviewer behind it."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.review.conftest import csrf_from
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JARING_") or k.startswith("JARING_TEST_")}
+    env.update(JARING_DATABASE_URL=sqlite_url, JARING_DATA_DIR=str(tmp_path / "data"), JARING_ENVIRONMENT="test",
+               JARING_WEB_HOST="127.0.0.1", JARING_WEB_PORT=str(port), JARING_FORWARDED_ALLOW_IPS="127.0.0.2")
+    server = subprocess.Popen([sys.executable, "-m", "jaring.cli", "serve"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def failed_login_from(proxy: str, forwarded_for: str) -> None:
+        headers = {"X-Forwarded-For": forwarded_for}
+        with httpx.Client(base_url=base, transport=httpx.HTTPTransport(local_address=proxy), headers=headers,
+                          timeout=10) as client:
+            page = client.get("/masuk")
+            client.post("/masuk", data={"username": "budi", "password": "salah-sekali", "next": "/",
+                                        "csrf_token": csrf_from(page.text)})
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/masuk", timeout=1)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, "jaring serve did not start"
+                time.sleep(0.2)
+        failed_login_from("127.0.0.2", "203.0.113.7")  # the trusted proxy
+        failed_login_from("127.0.0.3", "198.51.100.9")  # anyone else cannot choose the address it is logged as
+    finally:
+        server.terminate()
+        server.wait(15)
+    engine = sa.create_engine(sqlite_url)
+    with engine.connect() as conn:
+        clients = conn.execute(sa.select(AuditLog.details).where(AuditLog.action == "auth.login_failed")
+                               .order_by(AuditLog.id)).scalars().all()
+    engine.dispose()
+    assert [d["client"] for d in clients] == ["203.0.113.7", "127.0.0.3"]
