@@ -309,3 +309,26 @@ def test_history_and_roles_read_in_bahasa_indonesia_with_the_raw_details_escaped
     users = admin.client.get("/admin/pengguna").text
     assert "<td>Uji reviewer</td><td>Peninjau (humas)</td>" in users
     assert '<option value="reviewer" >Peninjau (humas)</option>' in users and "(Administrator)" in users
+
+
+def test_post_derived_links_are_only_ever_http_or_https(browserish, seeded, db) -> None:
+    """A hostile permalink or media URL from a platform payload never becomes a link or an image source."""
+    import re
+
+    post = db.get(Post, seeded["jalan"])
+    c = browserish()
+    c.login("reviewer")
+    hostile = ("javascript:alert(1)", "JavaScript:alert(1)", " javascript:alert(1)", "\tjavascript:alert(1)",
+               "data:text/html,<script>alert(1)</script>", "vbscript:msgbox(1)", "//evil.example/x")
+    for url in hostile:
+        post.url, post.media = url, [{"type": "photo", "url": url}]
+        db.commit()
+        for path in (f"/kiriman/{post.id}", f"/kiriman/{post.id}/aduan", "/kotak-masuk"):
+            targets = re.findall(r'(?:href|src)="([^"]*)"', c.client.get(path).text)
+            unsafe = [t for t in targets if not (t.startswith(("https://", "http://", "data:,"))
+                                                 or (t.startswith("/") and not t.startswith("//")))]
+            assert unsafe == [], (url, path)
+        assert c.client.get(f"/media/{post.id}/0").status_code == 404  # the proxy fetches only http(s)
+    post.url = "https://example.invalid/ok"
+    db.commit()
+    assert 'href="https://example.invalid/ok"' in c.client.get(f"/kiriman/{post.id}").text
