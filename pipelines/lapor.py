@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -103,7 +104,14 @@ def _safe_snippet(text: str) -> str:
 
 
 class LaporHttp:
-    """The one HTTP wrapper for LAPOR!: base URL, token, default timeout, our error types."""
+    """The one HTTP wrapper for LAPOR!: base URL, token, default timeout, our error types.
+
+    ``timeout`` bounds each request as a whole, from connecting to the last byte of the answer. httpx
+    applies its timeout to each connect, read and write step, so an answer trickling in a few bytes at a
+    time would never time out; the outbox's claim lease (a multiple of this timeout) assumes it does.
+    Running out of time counts as a read timeout: for a request that changes something, its outcome is
+    unknown.
+    """
 
     def __init__(
         self,
@@ -117,9 +125,45 @@ class LaporHttp:
         headers = {"Accept": "application/json", "User-Agent": "jaring-forwarder/0.1"}
         if token:
             headers[api.auth_header] = f"{api.auth_scheme} {token}".strip()
+        self._deadline = timeout
         self._client = httpx.Client(
             base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
         )
+
+    def _exchange(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` and read its whole answer within the deadline, or raise ``httpx.ReadTimeout``.
+
+        The exchange runs in a helper thread so the caller can stop waiting at the deadline whatever the
+        server does; the helper then drops the answer at its next piece (or its next per-step timeout).
+        """
+        outcome: list[httpx.Response | Exception] = []
+        gave_up = threading.Event()
+
+        def exchange() -> None:
+            try:
+                response = self._client.send(request, stream=True)
+                try:
+                    raw = bytearray()
+                    for piece in response.iter_raw():
+                        if gave_up.is_set():
+                            return
+                        raw.extend(piece)
+                finally:
+                    response.close()
+                outcome.append(httpx.Response(response.status_code, headers=response.headers,
+                                              content=bytes(raw), request=request))
+            except Exception as exc:  # re-raised in the caller, which turns it into our error types
+                outcome.append(exc)
+
+        helper = threading.Thread(target=exchange, name="lapor-http", daemon=True)
+        helper.start()
+        helper.join(self._deadline)
+        if not outcome:
+            gave_up.set()
+            raise httpx.ReadTimeout(f"no complete answer within {self._deadline:g} s", request=request)
+        if isinstance(outcome[0], Exception):
+            raise outcome[0]
+        return outcome[0]
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -138,7 +182,8 @@ class LaporHttp:
     ) -> dict[str, Any] | None:
         """Send one request; returns the JSON body (``None`` for an allowed 404)."""
         try:
-            response = self._client.request(method, path, json=json_body, params=params, headers=headers)
+            request = self._client.build_request(method, path, json=json_body, params=params, headers=headers)
+            response = self._exchange(request)
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             raise LaporPermanentError(f"Alamat API LAPOR! tidak dapat dipakai: {exc.__class__.__name__}") from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:

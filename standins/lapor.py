@@ -12,6 +12,8 @@ by one seeded RNG so a run is reproducible):
   lookup-before-resend protects against duplicates;
 - ``hang_next_submits``: the next N submissions are stored, then ``hung`` is set and the answer is
   held for ``hang_seconds`` (a test kills the worker while it waits).
+- ``trickle_seconds``: answers to submissions and lookups are sent a few bytes at a time, spread over
+  this many seconds: every read gets data well within a per-read timeout, yet the answer takes long.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 CATEGORIES = [
     {"id": 1, "name": "Infrastruktur"},
@@ -77,6 +79,7 @@ class LaporState:
     honour_idempotency: bool = True
     hang_next_submits: int = 0
     hang_seconds: float = 30.0
+    trickle_seconds: float = 0.0
     first_tracking_id: int = 5300001
     reports: dict[str, LaporReport] = field(default_factory=dict)
     by_ref: dict[str, str] = field(default_factory=dict)
@@ -130,6 +133,25 @@ class LaporState:
             if key and key not in self.by_ref:
                 self.by_ref[key] = tracking_id
             return report, True
+
+
+TRICKLE_PIECES = 20
+
+
+def _trickled(response: JSONResponse, seconds: float) -> Response:
+    """``response`` unchanged, or (``seconds`` > 0) its body sent in small pieces spread over ``seconds``."""
+    if seconds <= 0:
+        return response
+    body = bytes(response.body)
+    size = max(1, -(-len(body) // TRICKLE_PIECES))
+
+    async def pieces() -> Any:
+        for start in range(0, len(body), size):
+            await asyncio.sleep(seconds / TRICKLE_PIECES)
+            yield body[start : start + size]
+
+    return StreamingResponse(pieces(), status_code=response.status_code, media_type="application/json",
+                             headers={"Content-Length": str(len(body))})
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
@@ -198,7 +220,7 @@ def create_app(state: LaporState | None = None) -> FastAPI:
             await asyncio.sleep(state.hang_seconds)
         elif problem == "timeout":
             await asyncio.sleep(state.timeout_seconds)  # stored, but the client gives up first
-        return JSONResponse(report.as_json(), status_code=201 if created else 200)
+        return _trickled(JSONResponse(report.as_json(), status_code=201 if created else 200), state.trickle_seconds)
 
     @app.get("/api/v1/reports")
     async def lookup(request: Request, external_ref: str = "") -> Any:
@@ -209,7 +231,7 @@ def create_app(state: LaporState | None = None) -> FastAPI:
             await asyncio.sleep(state.timeout_seconds)
         with state.lock:
             found = [r.as_json() for r in state.reports.values() if external_ref and r.external_ref == external_ref]
-        return {"data": found[:1]}
+        return _trickled(JSONResponse({"data": found[:1]}), state.trickle_seconds)
 
     @app.get("/api/v1/reports/{tracking_id}")
     async def status(request: Request, tracking_id: str) -> Any:

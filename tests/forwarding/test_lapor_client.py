@@ -63,6 +63,30 @@ def test_failures_are_classified(lapor_server: RunningServer, lapor_state: Lapor
     bad_token.close()
 
 
+def test_a_trickling_answer_is_cut_off_at_the_overall_deadline(
+    lapor_server: RunningServer, lapor_state: LaporState
+) -> None:
+    """httpx's timeout is per connect/read/write step: a few bytes every 0.05 s never trip a 0.3 s read timeout."""
+    import time
+
+    client = sender(lapor_server.base_url, timeout=0.3)
+    lapor_state.trickle_seconds = 1.0  # the whole answer takes a second, each piece comes after 0.05 s
+    try:
+        started = time.monotonic()
+        with pytest.raises(LaporUnknownOutcome, match="tepat waktu"):  # sent, answer not had in time: may be stored
+            client.submit(complaint(), idempotency_key="k1")
+        assert time.monotonic() - started < 0.6
+        assert len(lapor_state.reports) == 1  # it was stored: exactly the case the lookup-before-resend handles
+        started = time.monotonic()
+        with pytest.raises(LaporTransientError, match="tepat waktu"):  # a lookup that ran out changed nothing
+            client.find(idempotency_key="k1")
+        assert time.monotonic() - started < 0.6
+        lapor_state.trickle_seconds = 0.2  # slow but within the deadline: still an answer
+        assert client.find(idempotency_key="k1").tracking_id == "5300001"  # type: ignore[union-attr]
+    finally:
+        client.close()
+
+
 def test_nothing_listening_is_transient_and_a_bad_url_is_permanent() -> None:
     closed = sender(f"http://127.0.0.1:{free_port()}")
     with pytest.raises(LaporTransientError):
