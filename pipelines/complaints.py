@@ -10,11 +10,13 @@ from typing import Any
 from classifier.city import City
 from pipelines.models import Complaint, Post
 
-TITLE_MAX = 150
-BODY_MAX = 4000
+# What the composer accepts for a judul and an isi (LAPOR!'s own form limits); every draft fits them.
+TITLE_MIN, TITLE_MAX = 10, 150
+BODY_MIN, BODY_MAX = 20, 4000
 PLATFORM_NAMES = {"twitter": "X (Twitter)", "facebook": "Facebook", "instagram": "Instagram"}
 
 _URL = re.compile(r"https?://\S+")
+_WEB_LINK = re.compile(r"https?://[^\s/]", re.IGNORECASE)
 _MENTION = re.compile(r"(?<!\w)@\w+")
 _SPACES = re.compile(r"\s+")
 
@@ -76,8 +78,16 @@ def make_title(text: str, topic_label: str) -> str:
     if not first:
         return f"Keluhan warga: {topic_label}"
     if len(first) > TITLE_MAX:
-        first = first[:TITLE_MAX].rsplit(" ", 1)[0] + "…"
-    return first[0].upper() + first[1:]
+        # Room for the ellipsis; a first "word" longer than a title is cut where the title ends.
+        cut = first[: TITLE_MAX - 1]
+        first = (cut.rsplit(" ", 1)[0] if " " in cut else cut) + "…"
+    first = first[0].upper() + first[1:]
+    return first if len(first) >= TITLE_MIN else f"Keluhan warga: {first}"
+
+
+def is_web_link(url: object) -> bool:
+    """Whether ``url`` is an absolute http(s) link (a platform payload may carry ``javascript:`` or worse)."""
+    return isinstance(url, str) and _WEB_LINK.match(url) is not None
 
 
 def draft_from_post(*, post: Post, city: City) -> ComplaintDraft:
@@ -93,9 +103,9 @@ def draft_from_post(*, post: Post, city: City) -> ComplaintDraft:
     source_line = f"Sumber: {platform}"
     if when:
         source_line += f", {when:%d-%m-%Y %H:%M} UTC"
-    if post.url:
+    if is_web_link(post.url):
         source_line += f" — {post.url}"
-    body = clean_text(post.text)[:BODY_MAX]
+    body = clean_text(post.text)[: BODY_MAX - len(source_line) - 2]
     place = ", ".join(
         p for p in (f"Kel. {kelurahan}" if kelurahan else "", f"Kec. {kecamatan}" if kecamatan else "") if p
     )
@@ -114,6 +124,6 @@ def draft_from_post(*, post: Post, city: City) -> ComplaintDraft:
         attachments=[
             {"type": m.get("type", ""), "url": m.get("url", "")}
             for m in (post.media or [])
-            if isinstance(m, dict) and m.get("url")
+            if isinstance(m, dict) and is_web_link(m.get("url"))
         ],
     )

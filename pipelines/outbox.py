@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from jaring.settings import Settings, get_settings
 from pipelines import audit
+from pipelines.complaints import BODY_MAX, BODY_MIN, TITLE_MAX, TITLE_MIN
 from pipelines.forward_policy import DeliveryConfig, load_forward_config
 from pipelines.lapor import (
     APISender,
@@ -62,7 +63,6 @@ from pipelines.models import (
     PostStatus,
     utcnow,
 )
-from pipelines.review_actions import BODY_MAX, BODY_MIN, TITLE_MAX, TITLE_MIN
 
 log = logging.getLogger(__name__)
 

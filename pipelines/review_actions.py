@@ -22,13 +22,12 @@ from sqlalchemy.orm import Session
 from classifier.city import City
 from jaring.settings import Settings
 from pipelines import audit
+from pipelines.complaints import BODY_MAX, BODY_MIN, TITLE_MAX, TITLE_MIN
 from pipelines.models import Complaint, Post, PostStatus, Review, User, utcnow
 
 REJECT_REASONS = ("not_complaint", "spam", "duplicate")
 OPEN_STATUSES = (PostStatus.NEW.value, PostStatus.QUEUED.value)
 COMPOSABLE_STATUSES = (PostStatus.NEW.value, PostStatus.QUEUED.value, PostStatus.CONFIRMED.value)
-TITLE_MIN, TITLE_MAX = 10, 150
-BODY_MIN, BODY_MAX = 20, 4000
 MAX_BULK = 200
 
 

@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 from starlette.responses import HTMLResponse
 
-from pipelines.review_actions import BODY_MAX, BODY_MIN, TITLE_MAX, TITLE_MIN
+from pipelines.complaints import BODY_MAX, BODY_MIN, TITLE_MAX, TITLE_MIN
 from review.auth import csrf_input, csrf_token
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"

@@ -166,7 +166,7 @@ def test_manual_entry_page_warns_about_an_api_attempt_whose_outcome_is_unknown(
 def test_fix_and_retry_holds_a_changed_title_and_body_to_the_composers_limits(
     forward_env: ForwardEnv, web: FastAPI, session: Session
 ) -> None:
-    from pipelines.review_actions import BODY_MAX, TITLE_MAX
+    from pipelines.complaints import BODY_MAX, TITLE_MAX
 
     long_body = "Jalan di Oebobo rusak parah.\n" * 150  # an auto-forwarded body may pass BODY_MAX
     complaint = add_complaint(session, title=" ", body=long_body.strip())
