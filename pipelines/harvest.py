@@ -566,6 +566,11 @@ def source_status(*, session: Session, sources: list[SourceConfig]) -> list[dict
                 "duplicate": last.duplicate_count if last else 0,
                 "quarantined": last.quarantined_count if last else 0,
                 "rate_limit_wait_seconds": last.rate_limit_wait_seconds if last else 0.0,
+                # What the last run noted (a gap, a rate-limit wait, the 800-mention limit): already
+                # masked when stored; the error the source is failing with is shown apart.
+                "notes": [e for e in (last.errors or []) if e != (state.last_error if state else "")][:5]
+                if last
+                else [],
             }
         )
     return rows

@@ -88,6 +88,7 @@ async def _read_capped(request: Request) -> bytes | None:
     return bytes(body)
 
 
+RUN_STATUS_NAMES = {"running": "berjalan", "ok": "berhasil", "partial": "sebagian", "failed": "gagal"}
 HEALTH_NAMES = {
     "ok": "Sehat",
     "backoff": "Menunggu (batas akses)",
@@ -103,7 +104,7 @@ SOURCES_PAGE = """{% extends "base.html" %}
 <h1>Sumber panen</h1>
 <table class="grid" id="sources-table">
   <thead><tr><th>Sumber</th><th>Platform</th><th>Kesehatan</th><th>Terakhir berhasil</th><th>Menunggu sampai</th>
-  <th>Proses terakhir</th><th>Baru / ubah / ulang / karantina</th><th>Galat terakhir</th><th></th></tr></thead>
+  <th>Proses terakhir</th><th>Baru / ubah / ulang / karantina</th><th>Galat dan catatan terakhir</th><th></th></tr></thead>
   <tbody>
   {% for r in rows %}
   <tr>
@@ -111,10 +112,15 @@ SOURCES_PAGE = """{% extends "base.html" %}
     <td>{{ health_names.get(r.health, r.health) }}{% if r.running %} · sedang berjalan{% endif %}</td>
     <td>{{ r.last_success_at | local_time }}</td>
     <td>{{ r.backoff_until | local_time if r.backoff_until else '—' }}</td>
-    <td>{{ r.last_run_status or '—' }} {{ r.last_run_at | local_time if r.last_run_at else '' }}</td>
+    <td>{{ run_names.get(r.last_run_status, r.last_run_status) if r.last_run_status else '—' }}
+      {{ r.last_run_at | local_time if r.last_run_at else '' }}</td>
     <td>{{ r.new }} / {{ r.updated }} / {{ r.duplicate }} / {{ r.quarantined }}</td>
-    <td>{{ r.last_error[:160] }}</td>
-    <td><form method="post" action="/sumber/{{ r.key }}/{{ 'nonaktifkan' if r.enabled else 'aktifkan' }}">
+    <td>{{ r.last_error[:160] }}{% for note in r.notes %}<div class="muted">{{ note[:200] }}</div>{% endfor %}</td>
+    <td>{% if r.enabled and r.health in ('stopped', 'failing', 'backoff') %}
+      <form method="post" action="/sumber/{{ r.key }}/aktifkan">{{ csrf_input() }}
+        <button type="submit" title="Hapus status berhenti/bermasalah dan panen lagi pada jadwal berikutnya">Aktifkan kembali</button></form>
+      {% endif %}
+      <form method="post" action="/sumber/{{ r.key }}/{{ 'nonaktifkan' if r.enabled else 'aktifkan' }}">
       {{ csrf_input() }}<button type="submit">{{ 'Nonaktifkan' if r.enabled else 'Aktifkan' }}</button></form></td>
   </tr>
   {% endfor %}
@@ -133,7 +139,8 @@ def sources_page(
 
     rows = source_status(session=db, sources=load_sources(get_settings().sources_file))
     page = templates.env.from_string(SOURCES_PAGE)
-    return HTMLResponse(page.render(**_context(request), rows=rows, health_names=HEALTH_NAMES))
+    return HTMLResponse(page.render(**_context(request), rows=rows, health_names=HEALTH_NAMES,
+                                    run_names=RUN_STATUS_NAMES))
 
 
 @router.post("/sumber/{key}/{action}")

@@ -50,3 +50,27 @@ def test_sources_page_shows_health_and_switches_a_source(
     assert actions == ["harvest.source_failing", "source.disabled", "source.enabled"]
     # Without the CSRF token the switch is refused.
     assert admin.client.post("/sumber/x-mentions/nonaktifkan").status_code in (400, 403)
+
+
+def test_sources_page_shows_the_last_runs_notices_and_restarts_a_stopped_source_in_one_click(
+    web: FastAPI, harvest_env: HarvestEnv, x_state: TwitterState
+) -> None:
+    for n in range(15):
+        x_state.add_tweet(f"@PemkotKupang lampu jalan mati di Oepura nomor {n}", author=f"w{n}")
+    x_state.repeat_next_token = 5  # X hands back the same cursor: the run stops there with a gap notice
+    assert run_source(source_key="x-mentions").status == "ok"
+    admin = Browserish(web)
+    admin.login("admin")
+    page = admin.client.get("/sumber").text
+    row = page.split("<td>x-mentions</td>", 1)[1].split("</tr>", 1)[0]
+    assert "berhasil" in row and "X repeated a pagination token" in row
+    assert "Aktifkan kembali" not in row  # healthy: nothing to restart
+
+    x_state.expired_tokens.add("x-test-token")
+    assert run_source(source_key="x-mentions").status == "failed"
+    row = admin.client.get("/sumber").text.split("<td>x-mentions</td>", 1)[1].split("</tr>", 1)[0]
+    assert "gagal" in row and "Aktifkan kembali" in row and "Nonaktifkan" in row
+    x_state.expired_tokens.clear()
+    admin.refresh_token("/sumber")
+    assert admin.post("/sumber/x-mentions/aktifkan").status_code == 303  # the one click
+    assert run_source(source_key="x-mentions").status == "ok"
