@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from classifier.city import City
 from jaring.settings import Settings
 from pipelines import audit
-from pipelines.complaints import BODY_MAX, BODY_MIN, TITLE_MAX, TITLE_MIN
+from pipelines.complaints import BODY_MAX, BODY_MIN, TITLE_MAX, TITLE_MIN, is_web_link
 from pipelines.models import Complaint, Post, PostStatus, Review, User, utcnow
 
 REJECT_REASONS = ("not_complaint", "spam", "duplicate")
@@ -224,7 +224,7 @@ class ComplaintForm:
                 errors["kelurahan"] = "Kelurahan tidak berada di kecamatan itu."
         if len(self.location_text) > 500:
             errors["location_text"] = "Lokasi terlalu panjang."
-        allowed = {m.get("url") for m in (post.media or []) if isinstance(m, dict)}
+        allowed = {m.get("url") for m in (post.media or []) if isinstance(m, dict) and is_web_link(m.get("url"))}
         if any(a.get("url") not in allowed for a in self.attachments):
             errors["attachments"] = "Lampiran hanya boleh dari media kiriman ini."
         if self.incident_date and self.incident_date.tzinfo is None:
@@ -281,7 +281,7 @@ def compose_complaint(
     body = form.body
     members = group_members(session=session, post=post) if form.include_group else []
     if members:
-        links = "\n".join(f"- {m.url or f'kiriman #{m.id}'}" for m in members)
+        links = "\n".join(f"- {m.url if is_web_link(m.url) else f'kiriman #{m.id}'}" for m in members)
         body = f"{body}\n\nKiriman serupa ({len(members)}):\n{links}"[:BODY_MAX + 2000]
     complaint = Complaint(
         post_id=post_id, title=form.title, body=body, category=form.category, topic=form.topic,

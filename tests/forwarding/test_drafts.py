@@ -46,3 +46,18 @@ def test_only_http_links_of_a_post_reach_the_complaint(url: str) -> None:
     assert url not in draft.body
     assert draft.body.endswith("Sumber: X (Twitter), 01-12-2026 05:00 UTC")
     assert draft.attachments == [{"type": "photo", "url": "https://cdn.example/foto.jpg"}]
+
+
+def test_the_composer_refuses_an_attachment_that_is_not_a_web_link_even_from_the_posts_own_media() -> None:
+    from pipelines.review_actions import ComplaintForm
+
+    post = _post("Sampah menumpuk di Pasar Oeba", media=[{"type": "photo", "url": "javascript:alert(1)"},
+                                                      {"type": "photo", "url": "https://cdn.example/sampah.jpg"}])
+    def form(url: str) -> ComplaintForm:
+        return ComplaintForm(
+            title="Sampah menumpuk di Pasar Oeba", body="Sampah menumpuk di Pasar Oeba sudah seminggu.",
+            category="Lingkungan Hidup", topic="sampah", agency="LINGKUNGAN_HIDUP", instansi="DLHK Kota Kupang",
+            attachments=[{"type": "photo", "url": url}],
+        )
+    assert "attachments" in form("javascript:alert(1)").validate(city=load_city(), post=post)
+    assert "attachments" not in form("https://cdn.example/sampah.jpg").validate(city=load_city(), post=post)

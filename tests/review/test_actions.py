@@ -118,6 +118,21 @@ def test_composer_page_is_prefilled_and_queues(browserish, seeded, db) -> None:
     assert db.scalar(sa.select(sa.func.count()).select_from(Complaint)) == 1
 
 
+def test_a_group_members_link_in_the_complaint_is_only_ever_http(browserish, seeded, db) -> None:
+    db.get(Post, seeded["jalan2"]).url = "javascript:alert(document.cookie)"
+    db.commit()
+    c = browserish()
+    c.login("reviewer")
+    data = {"title": "Jalan berlubang di Oebobo dekat pasar", "body": "Jalan di Oebobo rusak parah, lubang besar dekat "
+            "pasar.", "category": "Pekerjaan Umum dan Penataan Ruang", "topic": "infrastruktur", "agency": "PUPR",
+            "instansi": "Dinas Pekerjaan Umum dan Penataan Ruang Kota Kupang", "kecamatan": "Oebobo",
+            "location_text": "Kec. Oebobo", "include_group": "1"}
+    assert c.post(f"/kiriman/{seeded['jalan']}/aduan", data).status_code == 303
+    body = db.scalars(sa.select(Complaint)).one().body
+    assert "javascript:" not in body
+    assert body.endswith(f"Kiriman serupa (1):\n- kiriman #{seeded['jalan2']}")
+
+
 def test_keyset_pages_cover_every_post_once_with_tied_priorities(db, seeded) -> None:
     for i in range(23):
         db.add(Post(platform="twitter", external_id=f"tie-{i}", text=f"tie {i}", status="queued",
