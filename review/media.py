@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from urllib.parse import urlsplit
+from collections.abc import Callable
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from fastapi import APIRouter, Depends, Request
@@ -24,16 +25,68 @@ MAX_IMAGE_BYTES = 5 * 1024 * 1024
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 
 
-def _public_host(host: str) -> bool:
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return not (address.is_private or address.is_loopback or address.is_link_local or address.is_reserved
+                or address.is_multicast or address.is_unspecified)
+
+
+def public_address(host: str) -> str | None:
+    """The address to connect to for ``host``: its first one, or None unless every one of them is public."""
     try:
-        infos = socket.getaddrinfo(host, None)
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except OSError:
-        return False
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
-            return False
-    return True
+        return None
+    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    if not addresses or not all(_is_public(a) for a in addresses):
+        return None
+    return str(addresses[0])
+
+
+def _public_host(host: str) -> bool:
+    return public_address(host) is not None
+
+
+def fetch_image(
+    url: str, *, timeout: float, public_only: bool, resolve: Callable[[str], str | None] = public_address
+) -> tuple[int, bytes, str]:
+    """(HTTP status for our answer, image bytes, content type) of an http(s) image URL.
+
+    With ``public_only`` the host is resolved once, every address must be public, and the request goes
+    to the address that was checked (the name stays in the Host header and TLS SNI): resolving it again
+    to connect would let a DNS server answer a public address to the check and a private one to the
+    fetch (DNS rebinding).
+    """
+    parts = urlsplit(url)
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host:
+        return 404, b"", ""
+    target, headers, extensions = url, {}, {}
+    if public_only:
+        address = resolve(host)
+        if address is None:
+            return 403, b"", ""
+        netloc = f"[{address}]" if ":" in address else address
+        if parts.port:
+            netloc += f":{parts.port}"
+        target = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+        name = host.encode("idna").decode("ascii")
+        headers["Host"] = f"{name}:{parts.port}" if parts.port else name
+        if parts.scheme == "https":
+            extensions["sni_hostname"] = name  # and the certificate is checked against the name
+    try:
+        with httpx.Client(timeout=timeout, follow_redirects=False) as client, \
+                client.stream("GET", target, headers=headers, extensions=extensions) as upstream:
+            content_type = upstream.headers.get("content-type", "").split(";")[0].strip().lower()
+            if upstream.status_code != 200 or content_type not in IMAGE_TYPES:
+                return 404, b"", ""
+            body = bytearray()
+            for chunk in upstream.iter_bytes():
+                body.extend(chunk)
+                if len(body) > MAX_IMAGE_BYTES:
+                    return 413, b"", ""
+    except httpx.HTTPError:
+        return 502, b"", ""
+    return 200, bytes(body), content_type
 
 
 @router.get("/media/{post_id}/{index}")
@@ -46,24 +99,11 @@ def media(post_id: int, index: int, request: Request, _user: User = Depends(requ
         return Response(status_code=404)
     item = items[index]
     url = str(item.get("preview_url") or item.get("thumbnail_url") or item.get("url") or "")
-    parts = urlsplit(url)
     settings = request.app.state.settings
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return Response(status_code=404)
-    if settings.environment == "production" and not _public_host(parts.hostname):
-        return Response(status_code=403)
-    try:
-        with httpx.Client(timeout=settings.http_timeout_seconds, follow_redirects=False) as client, \
-                client.stream("GET", url) as upstream:
-            content_type = upstream.headers.get("content-type", "").split(";")[0].strip().lower()
-            if upstream.status_code != 200 or content_type not in IMAGE_TYPES:
-                return Response(status_code=404)
-            body = bytearray()
-            for chunk in upstream.iter_bytes():
-                body.extend(chunk)
-                if len(body) > MAX_IMAGE_BYTES:
-                    return Response(status_code=413)
-    except httpx.HTTPError:
-        return Response(status_code=502)
-    return Response(bytes(body), media_type=content_type,
+    status, body, content_type = fetch_image(
+        url, timeout=settings.http_timeout_seconds, public_only=settings.environment == "production"
+    )
+    if status != 200:
+        return Response(status_code=status)
+    return Response(body, media_type=content_type,
                     headers={"Cache-Control": "private, max-age=3600", "Content-Security-Policy": "default-src 'none'"})

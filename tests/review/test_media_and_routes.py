@@ -6,7 +6,7 @@ import base64
 
 import pytest
 import sqlalchemy as sa
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from pipelines.models import Post
@@ -17,9 +17,17 @@ PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
 
 
+seen_hosts: list[str] = []
+
+
 @pytest.fixture
 def image_server():
     images = FastAPI()
+
+    @images.get("/seen-host.png")
+    def seen_host(request: Request) -> Response:
+        seen_hosts.append(request.headers.get("host", ""))
+        return Response(PNG, media_type="image/png")
 
     @images.get("/ok.png")
     def ok() -> Response:
@@ -57,6 +65,29 @@ def test_media_proxy_refuses_private_addresses_in_production() -> None:
 
     assert media._public_host("127.0.0.1") is False and media._public_host("10.1.2.3") is False
     assert media._public_host("no-such-host.invalid") is False
+
+
+def test_public_only_fetch_connects_to_the_address_it_checked_not_to_a_second_lookup(image_server) -> None:
+    """DNS rebinding: a name may resolve to a public address for the check and a private one for the fetch.
+
+    ``images.invalid`` resolves nowhere; the resolver given vouches for the image server's address. Only a
+    fetch that connects to the checked address (and not to a fresh lookup of the name) can get the image,
+    and it still names the host it asked for.
+    """
+    from urllib.parse import urlsplit
+
+    from review import media
+
+    port = urlsplit(image_server).port
+    seen_hosts.clear()
+    status, body, content_type = media.fetch_image(
+        f"http://images.invalid:{port}/seen-host.png", timeout=5, public_only=True, resolve=lambda host: "127.0.0.1"
+    )
+    assert (status, body, content_type) == (200, PNG, "image/png")
+    assert seen_hosts == [f"images.invalid:{port}"]
+    refused = media.fetch_image(f"{image_server}/ok.png", timeout=5, public_only=True, resolve=lambda host: None)
+    assert refused == (403, b"", "")
+    assert media.fetch_image(f"{image_server}/ok.png", timeout=5, public_only=True)[0] == 403  # loopback itself
 
 
 def test_webhook_prefix_is_outside_csrf_but_keeps_its_signature_check(app) -> None:
