@@ -291,33 +291,32 @@ def _problem(item: RawItem) -> str:
         return f"item {item.external_id} has a payload nested too deeply"
     if len(dumped) > MAX_RAW_BYTES:
         return f"item {item.external_id} payload is {len(dumped)} bytes (limit {MAX_RAW_BYTES})"
-    if "\\u0000" in dumped:
-        # PostgreSQL's jsonb refuses NUL characters: drop them from the stored payload.
-        item.raw = _without_nul(item.raw)
-    if _SURROGATE.search(dumped):
-        # Half an emoji ("\ud83d" in the JSON) cannot be encoded as UTF-8 by either database.
-        item.raw = _without_surrogates(item.raw)
+    if "\\u0000" in dumped or _SURROGATE.search(dumped):
+        # PostgreSQL's jsonb refuses NUL characters, and half an emoji ("\ud83d" in the JSON) cannot be
+        # encoded as UTF-8 by either database: clean the stored payload.
+        item.raw = _storable(item.raw)
     # ... and its text columns too: from every other field that reaches one (a NUL in an author's
     # name or a media URL made the batch's INSERT fail, on every run, with the good posts beside it).
     for name in _TEXT_FIELDS:
         value = getattr(item, name)
         if isinstance(value, str) and ("\x00" in value or _SURROGATE.search(value)):
-            setattr(item, name, _without_surrogates(value.replace("\x00", "")))
-    item.media = _without_surrogates(_without_nul(item.media))
-    item.referenced = _without_surrogates(_without_nul(item.referenced))
+            setattr(item, name, _storable(value))
+    item.media = _storable(item.media)
+    item.referenced = _storable(item.referenced)
     return ""
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _without_surrogates(value: Any) -> Any:
+def _storable(value: Any) -> Any:
+    """``value`` with NUL characters dropped and lone surrogates replaced (U+FFFD), keys included."""
     if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
+        return _SURROGATE.sub("\ufffd", value.replace("\x00", ""))
     if isinstance(value, list):
-        return [_without_surrogates(v) for v in value]
+        return [_storable(v) for v in value]
     if isinstance(value, dict):
-        return {_without_surrogates(str(k)): _without_surrogates(v) for k, v in value.items()}
+        return {_storable(str(k)): _storable(v) for k, v in value.items()}
     return value
 
 
@@ -337,16 +336,6 @@ _TEXT_FIELDS = (
     "thread_external_id",
     "original_external_id",
 )
-
-
-def _without_nul(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, list):
-        return [_without_nul(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k).replace("\x00", ""): _without_nul(v) for k, v in value.items()}
-    return value
 
 
 def _prepare(item: RawItem, cap: int) -> tuple[str, str, dedupe.TextFingerprint, str, int | None]:
