@@ -29,12 +29,16 @@ def mask_pii(text: str) -> str:
 # Credentials libraries write into log records: tweepy logs its request headers at DEBUG
 # ("Authorization: Bearer ..."), urllib3 the request URL, where facebook-sdk puts access_token (and
 # appsecret_proof); an exception message can quote the same URL at any level.
+# Query parameters whose value is a credential: Graph's token and proof, Meta's webhook verify token.
+SECRET_QUERY_PARAMS = frozenset({"access_token", "appsecret_proof", "hub.verify_token"})
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9\-._~+/%=]{8,}")
-_SECRET_QUERY_VALUE = re.compile(r"(?i)\b(access_token|appsecret_proof)(=|%3D)[^&\s'\"<>]+")
+_SECRET_QUERY_VALUE = re.compile(
+    r"(?i)\b(" + "|".join(re.escape(name) for name in sorted(SECRET_QUERY_PARAMS)) + r")(=|%3D)[^&\s'\"<>]+"
+)
 
 
 def redact_secrets(text: str) -> str:
-    """Replace bearer tokens and ``access_token`` / ``appsecret_proof`` query values with ``***``."""
+    """Replace bearer tokens and the values of ``SECRET_QUERY_PARAMS`` in query strings with ``***``."""
     if not text:
         return text
     text = _BEARER.sub(r"\1***", text)

@@ -14,10 +14,6 @@ console = Console(stderr=True)
 PASSWORD_ENV = "JARING_NEW_USER_PASSWORD"  # noqa: S105 - the name of an environment variable
 
 
-# Query parameters whose value is a credential: never logged (Meta's handshake sends its verify token).
-SECRET_QUERY_PARAMS = frozenset({"hub.verify_token", "access_token"})
-
-
 class MaskAccessArgs(logging.Filter):
     """Mask personal data in uvicorn access-log arguments, keeping them a tuple (its formatter unpacks them)."""
 
@@ -32,7 +28,7 @@ def _mask_access_arg(value: str) -> str:
     ``%40`` and spaces as ``+``, which the patterns would not see), masked, and encoded again."""
     from urllib.parse import parse_qsl, urlencode
 
-    from jaring.privacy import mask_pii
+    from jaring.privacy import SECRET_QUERY_PARAMS, mask_pii
 
     path, question, query = value.partition("?")
     if not question or not path.startswith("/"):
