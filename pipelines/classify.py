@@ -21,11 +21,10 @@ from classifier.registry import current_version, load_current
 from jaring.db import membership_conditions
 from jaring.settings import Settings, get_settings
 from pipelines.models import Classification, Post, PostStatus, utcnow
+from pipelines.review_actions import OPEN_STATUSES
 
 log = logging.getLogger(__name__)
 
-# A post in these states waits for a reviewer; any other state is a reviewer's (or the policy's) decision.
-UNDECIDED = (PostStatus.NEW.value, PostStatus.QUEUED.value)
 _model_lock = threading.Lock()
 _model_cache: dict[Path, Any] = {}
 
@@ -107,7 +106,7 @@ def classify_posts(
         # reviewer wins and the verdict above is kept only as history.
         labelled = session.execute(
             update(Post)
-            .where(Post.id == post.id, Post.status.in_(UNDECIDED))
+            .where(Post.id == post.id, Post.status.in_(OPEN_STATUSES))
             .values(
                 status=case((Post.status == PostStatus.NEW.value, PostStatus.QUEUED.value), else_=Post.status),
                 updated_at=utcnow(),

@@ -22,6 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from jaring.settings import Settings, get_settings
 from pipelines.models import Complaint, Post, PostStatus, utcnow
+from pipelines.review_actions import OPEN_STATUSES
 
 POLICY_ACTOR = "system:auto-forward"
 
@@ -261,7 +262,7 @@ def apply_auto_forward(*, session: Session, post_id: int, settings: Settings | N
     settings = settings or get_settings()
     config = load_forward_config(settings.forward_policy_file).auto_forward
     post = session.get(Post, post_id)
-    if post is None or post.status not in (PostStatus.NEW.value, PostStatus.QUEUED.value):
+    if post is None or post.status not in OPEN_STATUSES:
         return None
     if session.scalar(sa.select(Complaint.id).where(Complaint.post_id == post.id)) is not None:
         return None
@@ -307,7 +308,7 @@ def apply_auto_forward(*, session: Session, post_id: int, settings: Settings | N
             # rejected or confirmed it; then the reviewer wins and the savepoint drops complaint and item.
             taken = session.execute(
                 sa.update(Post)
-                .where(Post.id == post.id, Post.status.in_((PostStatus.NEW.value, PostStatus.QUEUED.value)))
+                .where(Post.id == post.id, Post.status.in_(OPEN_STATUSES))
                 .values(status=PostStatus.CONFIRMED.value, updated_at=utcnow())
                 .execution_options(synchronize_session=False)
             ).rowcount  # type: ignore[attr-defined]
