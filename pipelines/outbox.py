@@ -579,9 +579,8 @@ def retry_dead(
         # --all-dead``) would otherwise save them, unaudited, with the next item's commit.
         session.rollback()
         raise
-    recorded = session.scalars(sa.select(ForwardAttempt.outcome).where(ForwardAttempt.outbox_id == item.id)).all()
     # Unknown if any attempt's outcome was unknown, or an attempt left no row (its worker died mid-send).
-    uncertain = "unknown" in recorded or item.attempts > len(recorded)
+    uncertain = item.id in uncertain_api_attempts(session=session, outbox_ids=[item.id])
     now = utcnow()
     manual = item.sender == "manual"
     result = session.execute(
