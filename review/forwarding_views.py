@@ -17,7 +17,7 @@ from pipelines import outbox, status_sync
 from pipelines.lapor import copy_ready_fields, public_link
 from pipelines.models import Complaint, OutboxItem, OutboxState, User
 from review.auth import get_db, require_role
-from review.templating import render
+from review.templating import VIA_NAMES, render
 from review.views import flash, pop_flash
 
 router = APIRouter(prefix="/lapor")
@@ -33,7 +33,6 @@ STATE_NAMES = {
 }
 ATTEMPT_NAMES = {"sent": "terkirim", "retry": "dicoba lagi", "unknown": "hasil belum pasti", "dead": "gagal",
                  "manual": "menunggu input manual"}
-SOURCE_NAMES = {"sender": "pengirim API", "sync": "sinkronisasi", "manual": "manual"}
 OVERDUE_NAMES = {"verify": "verifikasi", "respond": "tindak lanjut", "close": "penutupan"}
 PAGE_SIZE = 50
 
@@ -172,6 +171,6 @@ def detail(outbox_id: int, request: Request, db: Session = Depends(get_db),
         "attempts": outbox.attempts_of(session=db, outbox_id=outbox_id), "events": events,
         "times": times, "overdue": [OVERDUE_NAMES.get(step, step) for step in times.overdue],
         "link": public_link(complaint.tracking_id, request.app.state.settings) if complaint.tracking_id else None,
-        "STATE_NAMES": STATE_NAMES, "ATTEMPT_NAMES": ATTEMPT_NAMES, "SOURCE_NAMES": SOURCE_NAMES,
+        "STATE_NAMES": STATE_NAMES, "ATTEMPT_NAMES": ATTEMPT_NAMES, "VIA_NAMES": VIA_NAMES,
         "flash": pop_flash(request),
     })
