@@ -42,10 +42,6 @@ def public_address(host: str) -> str | None:
     return str(addresses[0])
 
 
-def _public_host(host: str) -> bool:
-    return public_address(host) is not None
-
-
 def fetch_image(
     url: str, *, timeout: float, public_only: bool, resolve: Callable[[str], str | None] = public_address
 ) -> tuple[int, bytes, str]:

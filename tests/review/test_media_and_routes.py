@@ -63,8 +63,8 @@ def test_media_proxy_serves_only_the_posts_own_images(browserish, seeded, db, im
 def test_media_proxy_refuses_private_addresses_in_production() -> None:
     from review import media
 
-    assert media._public_host("127.0.0.1") is False and media._public_host("10.1.2.3") is False
-    assert media._public_host("no-such-host.invalid") is False
+    assert media.public_address("127.0.0.1") is None and media.public_address("10.1.2.3") is None
+    assert media.public_address("no-such-host.invalid") is None
 
 
 def test_public_only_fetch_connects_to_the_address_it_checked_not_to_a_second_lookup(image_server) -> None:
