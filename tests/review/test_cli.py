@@ -79,10 +79,10 @@ def test_serve_trusts_forwarded_headers_from_the_configured_proxies_only(sqlite_
     import socket
     import subprocess
     import sys
-    import time
 
     import httpx
 
+    from tests.conftest import wait_for
     from tests.review.conftest import csrf_from
 
     with socket.socket() as probe:
@@ -103,15 +103,16 @@ def test_serve_trusts_forwarded_headers_from_the_configured_proxies_only(sqlite_
             client.post("/masuk", data={"username": "budi", "password": "salah-sekali", "next": "/",
                                         "csrf_token": csrf_from(page.text)})
 
+    def answering() -> bool:
+        assert server.poll() is None, "jaring serve exited"
+        try:
+            httpx.get(f"{base}/masuk", timeout=1)
+        except httpx.TransportError:
+            return False
+        return True
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/masuk", timeout=1)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None and time.monotonic() < deadline, "jaring serve did not start"
-                time.sleep(0.2)
+        wait_for(answering, 30, what="jaring serve to answer")
         failed_login_from("127.0.0.2", "203.0.113.7")  # the trusted proxy
         failed_login_from("127.0.0.3", "198.51.100.9")  # anyone else cannot choose the address it is logged as
     finally:
