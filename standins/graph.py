@@ -390,14 +390,7 @@ def _error(
 
 
 def _nonexisting_field(name: str, node_type: str) -> JSONResponse:
-    message = f"(#100) Tried accessing nonexisting field ({name}) on node type ({node_type})"
-    body = {
-        "message": message,
-        "type": "OAuthException",
-        "code": 100,
-        "fbtrace_id": base64.b32encode(hashlib.sha1(message.encode()).digest()[:8]).decode(),  # noqa: S324
-    }
-    return JSONResponse({"error": body}, status_code=400)
+    return _error("100", message=f"(#100) Tried accessing nonexisting field ({name}) on node type ({node_type})")
 
 
 def _cursor(node: Node) -> str:
